@@ -1,0 +1,44 @@
+//! Shared platform code for every binary in this workspace: configuration from the
+//! environment, JSON logging, RFC 9457 problem details, health probes, request ids,
+//! an HTTP client for calling services and serving with graceful shutdown.
+
+pub mod client;
+pub mod config;
+pub mod extract;
+pub mod health;
+pub mod http;
+pub mod problem;
+pub mod server;
+pub mod telemetry;
+
+pub use problem::Problem;
+pub use server::serve;
+
+/// A system of services built from this workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct System {
+    /// Name of the system.
+    pub name: &'static str,
+    /// What the system is for, as written by its authors.
+    pub description: &'static str,
+}
+
+/// The system this workspace implements.
+pub const SYSTEM: System = System {
+    name: {{ name | rust_str }},
+    description: {{ description | rust_str }},
+};
+
+/// Errors that stop a binary from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration in the environment is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
+    /// The server could not bind or failed while serving.
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
+}

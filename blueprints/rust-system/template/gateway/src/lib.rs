@@ -1,0 +1,74 @@
+//! The API gateway: forwards `/api/<service>/<path>` to `<path>` on that service.
+
+mod proxy;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::routing::any;
+use platform::config::{self, ConfigError, HttpUrl};
+use platform::health::Readiness;
+
+pub use proxy::Gateway;
+
+/// Name of this binary, as used in logs and the `/` response.
+pub const NAME: &str = "gateway";
+
+/// A service the gateway routes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// Path segment after `/api/` and name of the service.
+    pub name: &'static str,
+    /// Environment variable holding the service's base URL.
+    pub url_var: &'static str,
+    /// Base URL used when the variable is unset.
+    pub default_url: &'static str,
+}
+
+/// Every service behind the gateway.
+pub const SERVICES: &[Service] = &[
+{% for s in services %}
+    // Requests to /api/{{ s.name }}/... go to the `{{ s.name }}` service.
+    Service {
+        name: "{{ s.name }}",
+        url_var: "{{ s.name | screaming_snake_case }}_URL",
+        default_url: "http://127.0.0.1:{{ 8081 | plus: s.index }}",
+    },
+{% endfor %}
+];
+
+/// Base URL of each service, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Upstreams(HashMap<String, HttpUrl>);
+
+impl Upstreams {
+    /// Reads the URL of every service in [`SERVICES`] from its environment variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut upstreams = Self::default();
+        for service in SERVICES {
+            let url = config::var_or(service.url_var, service.default_url)?;
+            upstreams.insert(service.name, url);
+        }
+        Ok(upstreams)
+    }
+
+    /// Routes the service `name` to `url`.
+    pub fn insert(&mut self, name: impl Into<String>, url: HttpUrl) {
+        self.0.insert(name.into(), url);
+    }
+
+    /// The base URL of the service `name`.
+    pub fn get(&self, name: &str) -> Option<&HttpUrl> {
+        self.0.get(name)
+    }
+}
+
+/// The gateway's HTTP API: `/api/<service>/...` plus the shared platform routes.
+pub fn router(upstreams: Upstreams, readiness: Readiness) -> Router {
+    let api = Router::new()
+        .route("/api/{service}", any(proxy::forward))
+        .route("/api/{service}/", any(proxy::forward))
+        .route("/api/{service}/{*path}", any(proxy::forward))
+        .with_state(Gateway::new(upstreams));
+    platform::http::app(NAME, api, readiness)
+}

@@ -1,0 +1,32 @@
+//! Runs the API gateway. Configuration: `HOST`, `PORT` (default 8080), `RUST_LOG`
+//! and one `<SERVICE>_URL` per service (see the README).
+
+use std::process::ExitCode;
+
+use gateway::{NAME, Upstreams, router};
+use platform::health::Readiness;
+use platform::{config, telemetry};
+
+const DEFAULT_PORT: u16 = 8080;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{NAME}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), platform::Error> {
+    telemetry::init()?;
+    let addr = config::listen_addr(DEFAULT_PORT)?;
+    let upstreams = Upstreams::from_env()?;
+    let readiness = Readiness::new();
+    let app = router(upstreams, readiness.clone());
+    tracing::info!(service = NAME, "starting");
+    platform::serve(addr, app, readiness).await?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! End to end: every service and the gateway run on ephemeral ports in this
+//! process, and each service is called through the gateway over real HTTP.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use gateway::{SERVICES, Upstreams};
+use http_body_util::BodyExt;
+use platform::client::http_client;
+use platform::config::HttpUrl;
+use platform::health::Readiness;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Serves `app` on an ephemeral port and returns its base URL.
+async fn spawn(app: Router) -> HttpUrl {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}").parse().unwrap()
+}
+
+/// Starts the gateway in front of `upstreams` and returns its base URL.
+async fn spawn_gateway(upstreams: Upstreams) -> HttpUrl {
+    spawn(gateway::router(upstreams, Readiness::new())).await
+}
+
+/// Starts every service and returns where each one listens.
+async fn spawn_services() -> Upstreams {
+    let mut upstreams = Upstreams::default();
+
+{% for s in services %}
+    let state = {{ s.name | snake_case }}::AppState::in_memory();
+    let app = {{ s.name | snake_case }}::router(state, Readiness::new());
+    let url = spawn(app).await;
+    upstreams.insert("{{ s.name }}", url);
+
+{% endfor %}
+    upstreams
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+async fn call(base: &HttpUrl, method: Method, path: &str, body: Option<Value>) -> Reply {
+    let request = Request::builder()
+        .method(method)
+        .uri(base.join(path).unwrap())
+        .header("x-request-id", "end-to-end");
+    let request = match body {
+        Some(body) => request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = http_client().request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        },
+    }
+}
+
+#[tokio::test]
+async fn every_service_answers_through_the_gateway() {
+    let gateway = spawn_gateway(spawn_services().await).await;
+
+    for service in SERVICES.iter().map(|service| service.name) {
+        let items = format!("/api/{service}/v1/items");
+
+        let created = call(
+            &gateway,
+            Method::POST,
+            &items,
+            Some(json!({ "name": "Widget" })),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{service}");
+        assert_eq!(created.headers["x-request-id"], "end-to-end");
+        let location = created.headers[header::LOCATION].to_str().unwrap();
+        assert!(location.starts_with(&items), "{service}: {location}");
+
+        let fetched = call(&gateway, Method::GET, location, None).await;
+        assert_eq!(fetched.status, StatusCode::OK, "{service}");
+        assert_eq!(fetched.body, created.body);
+
+        let listed = call(&gateway, Method::GET, &format!("{items}?unused=1"), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{service}");
+        assert_eq!(listed.body["items"], json!([created.body]));
+
+        let updated = call(
+            &gateway,
+            Method::PUT,
+            location,
+            Some(json!({ "name": "Gadget" })),
+        )
+        .await;
+        assert_eq!(updated.status, StatusCode::OK, "{service}");
+        assert_eq!(updated.body["name"], "Gadget");
+
+        let deleted = call(&gateway, Method::DELETE, location, None).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{service}");
+
+        let gone = call(&gateway, Method::GET, location, None).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{service}");
+        assert_eq!(
+            gone.headers[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+
+        let ready = call(
+            &gateway,
+            Method::GET,
+            &format!("/api/{service}/readyz"),
+            None,
+        )
+        .await;
+        assert_eq!(ready.status, StatusCode::OK, "{service}");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_service_is_a_bad_gateway() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let mut upstreams = Upstreams::default();
+    upstreams.insert("down", closed.parse().unwrap());
+    let gateway = spawn_gateway(upstreams).await;
+
+    let reply = call(&gateway, Method::GET, "/api/down/v1/items", None).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        reply.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(reply.body["status"], 502);
+}
+
+#[tokio::test]
+async fn unknown_service_is_not_found() {
+    let gateway = spawn_gateway(Upstreams::default()).await;
+
+    let reply = call(&gateway, Method::GET, "/api/nowhere/v1/items", None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        reply.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn gateway_serves_its_own_probes() {
+    let gateway = spawn_gateway(Upstreams::default()).await;
+
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            call(&gateway, Method::GET, path, None).await.status,
+            StatusCode::OK
+        );
+    }
+}
