@@ -502,7 +502,14 @@ pub fn validate_service_name(
     let field = format!("services[{index}].name");
     validate_name(&field, name)?;
     check_reserved(&field, name, blueprint)?;
-    if before.iter().any(|s| s.name == name) {
+    // `a-b` and `a--b` are different names but the same crate and environment prefix.
+    let key = |n: &str| {
+        n.split('-')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("_")
+    };
+    if before.iter().any(|s| key(&s.name) == key(name)) {
         return Err(Error::DuplicateService {
             field,
             value: name.to_owned(),

@@ -239,7 +239,10 @@ impl Error {
             Error::ReservedName { reserved_by, .. } => {
                 format!("service names must not collide with names reserved by {reserved_by}")
             }
-            Error::DuplicateService { .. } => "service names must be unique".into(),
+            Error::DuplicateService { .. } => {
+                "service names must be unique, also once '-' runs are folded (a-b and a--b clash)"
+                    .into()
+            }
             Error::UnknownChoice { valid, .. } => format!("one of: {}", valid.join(", ")),
             Error::NotYetSupported { supported, .. } => {
                 format!("this blueprint renders: {}", supported.join(", "))

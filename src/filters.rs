@@ -49,25 +49,21 @@ string_filters! {
 
 /// A TOML basic string: `"` and `\` escaped, control characters as escapes.
 pub fn toml_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    double_quoted(s, char::is_control)
 }
 
-/// A double-quoted YAML scalar, safe in any context a scalar may stand.
+/// A double-quoted YAML scalar, safe in any context a scalar may stand: YAML also treats
+/// the Unicode line and paragraph separators and the byte-order mark specially.
 pub fn yaml_str(s: &str) -> String {
+    double_quoted(s, |c| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+    })
+}
+
+/// `s` in double quotes with `"`, `\`, newline, return and tab escaped the C way and every
+/// other character for which `escape` holds as `\uXXXX`: the common ground of the TOML
+/// and YAML double-quoted forms.
+fn double_quoted(s: &str, escape: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -77,9 +73,7 @@ pub fn yaml_str(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}') => {
-                out.push_str(&format!("\\u{:04X}", c as u32));
-            }
+            c if escape(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }

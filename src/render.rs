@@ -70,7 +70,7 @@ struct BlueprintContext<'a> {
 }
 
 /// Variable that holds a template's literal text chunks; see [`compact`].
-const RAW_VAR: &str = "__new_service_text";
+const RAW_VAR: &str = "__text";
 
 /// A template file, compiled.
 enum FileTemplate {
@@ -381,7 +381,7 @@ fn first_line(message: &str) -> String {
 }
 
 /// Replaces every run of literal text between tags with a reference to it,
-/// `{{ __new_service_text[i] }}`, and returns the compact source and the runs.
+/// `{{ __text[i] }}`, and returns the compact source and the runs.
 ///
 /// Liquid's parser walks literal text a character at a time and is slow on long files
 /// (about 5 MB/s); tags are few, so parsing the compact form makes rendering nearly free.
@@ -400,10 +400,10 @@ fn compact(source: &str) -> (String, Vec<String>) {
         }
     };
     loop {
-        let start = match (rest.find("{{"), rest.find("{%")) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let start = rest
+            .as_bytes()
+            .windows(2)
+            .position(|w| w[0] == b'{' && (w[1] == b'{' || w[1] == b'%'));
         let (text, tail) = rest.split_at(start.unwrap_or(rest.len()));
         pending.push_str(if std::mem::take(&mut trim_next) {
             text.trim_start()

@@ -112,7 +112,7 @@ fn bad_service_names_exit_2() {
             "demo",
             "--yes",
             "--service",
-            "a:rest",
+            "ab:rest",
             "--service",
             "my_svc:rest",
         ],
@@ -150,6 +150,17 @@ fn duplicate_service_names_exit_2() {
             "orders:rest",
         ],
         &["services[1].name", "\"orders\"", "more than once", "unique"],
+    );
+    rejects(
+        &[
+            "demo",
+            "--yes",
+            "--service",
+            "order-items:rest",
+            "--service",
+            "order--items:rest",
+        ],
+        &["services[1].name", "\"order--items\"", "a-b and a--b clash"],
     );
 }
 
@@ -353,11 +364,10 @@ fn the_recorded_answers_drive_a_second_identical_system() {
         first.contains("name = \"orders\"") && first.contains("provider = \"gitlab\""),
         "{first}"
     );
-    // The NAME argument overrides the file's name; everything else is the same.
+    // The NAME argument overrides the file's name; everything else, the description
+    // made from the first name included, is the same.
     assert_eq!(
-        first
-            .replace("name = \"first\"", "name = \"second\"")
-            .replace("first.", "second."),
+        first.replace("name = \"first\"", "name = \"second\""),
         second
     );
 }
