@@ -564,7 +564,7 @@ fn check_reserved(field: &str, value: &str, blueprint: &Blueprint) -> Result<()>
 
 /// 1-based line and column of byte offset `at` in `text`.
 fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at.min(text.len())];
+    let before = text.get(..at).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)

@@ -407,6 +407,16 @@ impl Blueprint {
                     "files: each = {each:?}: only \"service\" is known"
                 )));
             }
+            if let Some(to) = rule
+                .to
+                .as_deref()
+                .filter(|to| rule.from.ends_with('/') != to.ends_with('/'))
+            {
+                return Err(invalid(format!(
+                    "files: from = {:?} and to = {to:?} must both name folders (end in '/') or both files",
+                    rule.from
+                )));
+            }
             if !self.templates.keys().any(|p| rule.matches(p)) {
                 return Err(invalid(format!(
                     "files: from = {:?} matches no file under template/",
@@ -491,4 +501,91 @@ fn is_executable(entry: &std::fs::DirEntry) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_: &std::fs::DirEntry) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHOICES: &str = r#"
+[defaults]
+description = "d"
+service_name = "svc"
+[choices.protocol]
+default = "rest"
+values = [{ value = "rest", help = "" }]
+[choices.broker]
+default = "none"
+values = [{ value = "none", help = "" }]
+[choices.auth]
+default = "none"
+values = [{ value = "none", help = "" }]
+[choices.mtls]
+default = false
+values = [{ value = false, help = "" }]
+[choices.gateway]
+default = true
+values = [{ value = true, help = "" }]
+[choices.ci]
+default = "none"
+values = [{ value = "none", help = "" }]
+"#;
+
+    fn load(manifest_tail: &str) -> Result<Source> {
+        let manifest = format!(
+            "[blueprint]\nname = \"bp\"\nversion = \"1.0.0\"\ndescription = \"x\"\n{CHOICES}{manifest_tail}"
+        );
+        let file = |text: &str| SourceFile {
+            bytes: Cow::Owned(text.as_bytes().to_vec()),
+            executable: false,
+        };
+        let mut files = BTreeMap::new();
+        files.insert("blueprints/bp/blueprint.toml".to_owned(), file(&manifest));
+        files.insert(
+            "blueprints/bp/template/svc/main.rs".to_owned(),
+            file("fn main() {}"),
+        );
+        files.insert("hooks/ok.sh".to_owned(), file("true"));
+        Source::from_files("test", files)
+    }
+
+    fn manifest_error(manifest_tail: &str) -> String {
+        match load(manifest_tail) {
+            Err(Error::Manifest { message, .. }) => message,
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_consistent_manifest_loads() {
+        let source = load(
+            "[[files]]\nfrom = \"svc/\"\nto = \"services/{{ service.name }}/\"\neach = \"service\"\n\
+             [[hooks]]\nname = \"ok\"\nrun = \"ok.sh\"\nstage = \"after-commit\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            source.blueprint(None).unwrap().manifest.blueprint.name,
+            "bp"
+        );
+    }
+
+    #[test]
+    fn broken_manifests_fail_on_load_naming_the_problem() {
+        assert!(manifest_error("[[files]]\nfrom = \"nothing/\"\n").contains("matches no file"));
+        assert!(
+            manifest_error("[[files]]\nfrom = \"svc/\"\neach = \"team\"\n")
+                .contains("only \"service\"")
+        );
+        assert!(
+            manifest_error("[[files]]\nfrom = \"svc/\"\nto = \"x\"\n")
+                .contains("both name folders")
+        );
+        assert!(
+            manifest_error(
+                "[[hooks]]\nname = \"h\"\nrun = \"missing.sh\"\nstage = \"after-commit\"\n"
+            )
+            .contains("not in the source's hooks/ folder")
+        );
+        assert!(manifest_error("colour = \"red\"\n").contains("colour"));
+    }
 }

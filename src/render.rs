@@ -277,7 +277,7 @@ impl Renderer {
         template.render(scope).map_err(|e| Error::Template {
             file: file.to_owned(),
             line: None,
-            message: first_line(&e.to_string()),
+            message: summarize(&e.to_string()),
         })
     }
 }
@@ -374,10 +374,6 @@ fn summarize(message: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("from:") && *l != "with:")
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-fn first_line(message: &str) -> String {
-    summarize(message)
 }
 
 /// Replaces every run of literal text between tags with a reference to it,

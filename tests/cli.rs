@@ -616,3 +616,37 @@ fn an_interrupted_run_leaves_nothing_behind() {
         entries(tmp.path())
     );
 }
+
+#[test]
+fn the_installed_pre_commit_hook_refuses_unformatted_rust() {
+    let tmp = tempfile::tempdir().unwrap();
+    new_service(tmp.path())
+        .args(["new", "demo", "--yes"])
+        .assert()
+        .success();
+    let repo = tmp.path().join("demo");
+    let lib = repo.join("services/catalog/src/lib.rs");
+    let mut source = std::fs::read_to_string(&lib).unwrap();
+    source.push_str("fn  badly_formatted( ) {}\n");
+    std::fs::write(&lib, source).unwrap();
+    git(&repo, &["add", "-A"]);
+    let commit = StdCommand::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "unformatted",
+        ])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        !commit.status.success(),
+        "the hook let an unformatted commit through"
+    );
+    assert!(String::from_utf8_lossy(&commit.stderr).contains("cargo fmt --all"));
+    assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]).trim(), "1");
+}
