@@ -478,6 +478,10 @@ pub(crate) fn trim_tag_lines(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut in_raw = false;
     for line in source.split_inclusive('\n') {
+        if !line.contains("{%") {
+            out.push_str(line);
+            continue;
+        }
         let body = line.trim_end_matches(['\n', '\r']);
         let (tags, tag_only) = scan_tags(body);
         let closes_raw = tags.contains(&"endraw");
