@@ -10,12 +10,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use new_service::answers::Answers;
 use new_service::answers::{
     PartialAnswers, PartialAuth, PartialCi, PartialGateway, PartialMessaging, Service,
 };
 use new_service::blueprint::{Blueprint, Choice, HookStage, Source};
 use new_service::error::{Error, Result};
-use new_service::{BlueprintId, NewOptions, Step};
+use new_service::tree::FileTree;
+use new_service::{BlueprintId, Generated, NewOptions, Step};
 
 use crate::wizard;
 
@@ -229,40 +231,13 @@ fn new(args: &NewArgs) -> Result<()> {
 
     if args.dry_run {
         let tree = new_service::plan(blueprint, &answers, &options)?;
-        let id = BlueprintId::from(blueprint);
-        if args.json {
-            let files: Vec<&str> = tree.paths().collect();
-            print_json(&serde_json::json!({
-                "dry_run": true,
-                "path": options.target,
-                "files": files,
-                "blueprint": id,
-                "answers": answers,
-            }));
-        } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "Would create {} from blueprint {} {} ({} files, {} bytes):",
-                options.target.display(),
-                id.name,
-                id.version,
-                tree.len(),
-                tree.total_bytes()
-            );
-            for (path, file) in tree.iter() {
-                let _ = writeln!(
-                    out,
-                    "  create  {path}{}",
-                    if file.executable {
-                        "  (executable)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            let _ = writeln!(out, "Nothing was written (--dry-run).");
-        }
+        print_plan(
+            &tree,
+            &options,
+            BlueprintId::from(blueprint),
+            &answers,
+            args.json,
+        );
         return Ok(());
     }
 
@@ -291,8 +266,57 @@ fn new(args: &NewArgs) -> Result<()> {
     bar.finish_and_clear();
     let generated = generated?;
 
-    if args.json {
-        print_json(&serde_json::to_value(&generated).expect("plain data"));
+    print_generated(&generated, args.json);
+    Ok(())
+}
+
+/// The `--dry-run` plan: every file `new` would create, or the same as JSON.
+fn print_plan(
+    tree: &FileTree,
+    options: &NewOptions,
+    id: BlueprintId,
+    answers: &Answers,
+    json: bool,
+) {
+    if json {
+        let files: Vec<&str> = tree.paths().collect();
+        print_json(&serde_json::json!({
+            "dry_run": true,
+            "path": options.target,
+            "files": files,
+            "blueprint": id,
+            "answers": answers,
+        }));
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "Would create {} from blueprint {} {} ({} files, {} bytes):",
+            options.target.display(),
+            id.name,
+            id.version,
+            tree.len(),
+            tree.total_bytes()
+        );
+        for (path, file) in tree.iter() {
+            let _ = writeln!(
+                out,
+                "  create  {path}{}",
+                if file.executable {
+                    "  (executable)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(out, "Nothing was written (--dry-run).");
+    }
+}
+
+/// What `new` made, for people or as JSON.
+fn print_generated(generated: &Generated, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(generated).expect("plain data"));
     } else {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -316,7 +340,6 @@ fn new(args: &NewArgs) -> Result<()> {
         }
         let _ = writeln!(out, "Next: cd {} && cargo test", generated.path.display());
     }
-    Ok(())
 }
 
 fn progress_bar(json: bool) -> ProgressBar {
