@@ -171,7 +171,11 @@ fn unknown_choices_list_the_valid_ones() {
         &[
             "services[0].protocol",
             "\"soap\"",
-            "rest, graphql, grpc, websocket, sse",
+            "rest",
+            "graphql",
+            "grpc",
+            "websocket",
+            "sse",
         ],
     );
     rejects(

@@ -235,3 +235,55 @@ fn one_rest_service_without_gateway() {
     check_hygiene(&root, true);
     build_and_test(&root);
 }
+
+#[test]
+fn one_websocket_service_without_gateway() {
+    let (root, _cell) = generate(
+        "ws-no-gw",
+        &[
+            "--service",
+            "chat:websocket",
+            "--no-gateway",
+            "--ci",
+            "none",
+        ],
+    );
+    assert!(root.join("services/chat/tests/websocket.rs").is_file());
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}
+
+#[test]
+fn one_sse_service_with_gateway() {
+    let (root, _cell) = generate("sse-gw", &["--service", "feed:sse"]);
+    assert!(root.join("services/feed/src/event_log.rs").is_file());
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}
+
+#[test]
+fn rest_websocket_and_sse_services_with_gateway() {
+    let (root, _cell) = generate(
+        "mixed-gw",
+        &[
+            "--service",
+            "catalog:rest",
+            "--service",
+            "live-notifications-for-every-customer-1:websocket",
+            "--service",
+            "ab:sse",
+            "--ci",
+            "gitlab",
+        ],
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for needle in [
+        "(REST, `/v1/items`)",
+        "(WebSocket, `/v1/ws`)",
+        "`/v1/events`)",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}

@@ -11,7 +11,12 @@ use http_body_util::BodyExt;
 use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
+{% assign rest_services = services | where: "protocol", "rest" %}
+{% if rest_services.size > 0 %}
 use serde_json::{Value, json};
+{% else %}
+use serde_json::Value;
+{% endif %}
 use tokio::net::TcpListener;
 
 /// Serves `app` on an ephemeral port and returns its base URL.
@@ -39,7 +44,12 @@ async fn spawn_services() -> Upstreams {
     let mut upstreams = Upstreams::default();
 
 {% for s in services %}
+{% if s.protocol == 'rest' %}
     let state = {{ s.name | snake_case }}::AppState::in_memory();
+{% elsif s.protocol == 'websocket' or s.protocol == 'sse' %}
+    let config = {{ s.name | snake_case }}::Config::default();
+    let state = {{ s.name | snake_case }}::AppState::new(config);
+{% endif %}
     let app = {{ s.name | snake_case }}::router(state, Readiness::new());
     let url = spawn(app).await;
     upstreams.insert("{{ s.name }}", url);
@@ -85,58 +95,71 @@ async fn every_service_answers_through_the_gateway() {
     let gateway = spawn_gateway(spawn_services().await).await;
 
     for service in SERVICES.iter().map(|service| service.name) {
-        let items = format!("/api/{service}/v1/items");
-
-        let created = call(
-            &gateway,
-            Method::POST,
-            &items,
-            Some(json!({ "name": "Widget" })),
-        )
-        .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{service}");
-        assert_eq!(created.headers["x-request-id"], "end-to-end");
-        let location = created.headers[header::LOCATION].to_str().unwrap();
-        assert!(location.starts_with(&items), "{service}: {location}");
-
-        let fetched = call(&gateway, Method::GET, location, None).await;
-        assert_eq!(fetched.status, StatusCode::OK, "{service}");
-        assert_eq!(fetched.body, created.body);
-
-        let listed = call(&gateway, Method::GET, &format!("{items}?unused=1"), None).await;
-        assert_eq!(listed.status, StatusCode::OK, "{service}");
-        assert_eq!(listed.body["items"], json!([created.body]));
-
-        let updated = call(
-            &gateway,
-            Method::PUT,
-            location,
-            Some(json!({ "name": "Gadget" })),
-        )
-        .await;
-        assert_eq!(updated.status, StatusCode::OK, "{service}");
-        assert_eq!(updated.body["name"], "Gadget");
-
-        let deleted = call(&gateway, Method::DELETE, location, None).await;
-        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{service}");
-
-        let gone = call(&gateway, Method::GET, location, None).await;
-        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{service}");
-        assert_eq!(
-            gone.headers[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-
-        let ready = call(
-            &gateway,
-            Method::GET,
-            &format!("/api/{service}/readyz"),
-            None,
-        )
-        .await;
-        assert_eq!(ready.status, StatusCode::OK, "{service}");
+        for probe in ["healthz", "readyz"] {
+            let reply = call(
+                &gateway,
+                Method::GET,
+                &format!("/api/{service}/{probe}"),
+                None,
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{service} {probe}");
+            assert_eq!(reply.headers["x-request-id"], "end-to-end");
+        }
     }
+{% for s in services %}
+{% if s.protocol == 'rest' %}
+    items_round_trip(&gateway, "{{ s.name }}").await;
+{% endif %}
+{% endfor %}
 }
+{% if rest_services.size > 0 %}
+
+/// Creates, reads, lists, updates and deletes an item of the REST service `service`.
+async fn items_round_trip(gateway: &HttpUrl, service: &str) {
+    let items = format!("/api/{service}/v1/items");
+
+    let created = call(
+        gateway,
+        Method::POST,
+        &items,
+        Some(json!({ "name": "Widget" })),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{service}");
+    assert_eq!(created.headers["x-request-id"], "end-to-end");
+    let location = created.headers[header::LOCATION].to_str().unwrap();
+    assert!(location.starts_with(&items), "{service}: {location}");
+
+    let fetched = call(gateway, Method::GET, location, None).await;
+    assert_eq!(fetched.status, StatusCode::OK, "{service}");
+    assert_eq!(fetched.body, created.body);
+
+    let listed = call(gateway, Method::GET, &format!("{items}?unused=1"), None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{service}");
+    assert_eq!(listed.body["items"], json!([created.body]));
+
+    let updated = call(
+        gateway,
+        Method::PUT,
+        location,
+        Some(json!({ "name": "Gadget" })),
+    )
+    .await;
+    assert_eq!(updated.status, StatusCode::OK, "{service}");
+    assert_eq!(updated.body["name"], "Gadget");
+
+    let deleted = call(gateway, Method::DELETE, location, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{service}");
+
+    let gone = call(gateway, Method::GET, location, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{service}");
+    assert_eq!(
+        gone.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+}
+{% endif %}
 
 #[tokio::test]
 async fn unreachable_service_is_a_bad_gateway() {

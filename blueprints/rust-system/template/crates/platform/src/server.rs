@@ -44,8 +44,8 @@ pub async fn serve(addr: SocketAddr, app: Router, readiness: Readiness) -> Resul
     .map_err(ServerError::Serve)
 }
 
-/// Completes on Ctrl-C, or on SIGTERM on Unix.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C, or on SIGTERM on Unix: when [`serve`] starts to shut down.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");

@@ -1,0 +1,41 @@
+//! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`,
+//! `WS_HEARTBEAT_INTERVAL_MS`, `WS_IDLE_TIMEOUT_MS`, `WS_MAX_MESSAGE_BYTES`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use platform::health::Readiness;
+use platform::{config, telemetry};
+
+use {{ service.name | snake_case }}::{AppState, Config, NAME, router};
+
+const DEFAULT_PORT: u16 = {{ 8081 | plus: service.index }};
+
+/// How long open connections get to finish their close handshake at shutdown.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{NAME}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), platform::Error> {
+    telemetry::init()?;
+    let addr = config::listen_addr(DEFAULT_PORT)?;
+    let state = AppState::new(Config::from_env()?);
+    let readiness = Readiness::new();
+    let app = router(state.clone(), readiness.clone());
+    tracing::info!(service = NAME, "starting");
+    platform::serve(addr, app, readiness).await?;
+    // Upgraded connections outlive the HTTP server: close them with 1001 (going away).
+    if !state.hub().close_all(CLOSE_GRACE).await {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
