@@ -1,4 +1,21 @@
-//! The API gateway: forwards `/api/<service>/<path>` to `<path>` on that service.
+//! The API gateway: forwards `/api/<service>/<path>` to `<path>` on that service, for
+//! every protocol the services speak.
+//!
+//! - HTTP (REST, GraphQL, server-sent events) is forwarded over HTTP/1.1 with both
+//!   bodies streamed: nothing is buffered or compressed, and no timeout cuts a
+//!   long-lived stream.
+//! - WebSocket (and any other HTTP/1.1 upgrade, such as GraphQL subscriptions over
+//!   `graphql-transport-ws`): the handshake, subprotocol included, goes to the service;
+//!   after its `101 Switching Protocols` the two connections are joined until either
+//!   side closes. Any other answer is passed back as it is.
+//! - gRPC (`content-type: application/grpc`, HTTP/2 cleartext from the client) is
+//!   forwarded over HTTP/2 with trailers kept. A gRPC client that cannot add the
+//!   `/api/<service>` prefix calls `/<package>.<Service>/<Method>` directly: the call
+//!   goes, path unchanged, to the service whose name in snake_case is the first segment
+//!   of the package (`/order_items.v1.OrderItems/Get` goes to `order-items`).
+//!
+//! An unknown service is a 404 and an unreachable one a 502, as problem details; a
+//! gRPC call gets a gRPC status instead (`UNIMPLEMENTED`, `UNAVAILABLE`).
 
 mod proxy;
 
@@ -63,12 +80,14 @@ impl Upstreams {
     }
 }
 
-/// The gateway's HTTP API: `/api/<service>/...` plus the shared platform routes.
+/// The gateway's API: `/api/<service>/...`, gRPC calls by service name and the shared
+/// platform routes.
 pub fn router(upstreams: Upstreams, readiness: Readiness) -> Router {
     let api = Router::new()
-        .route("/api/{service}", any(proxy::forward))
-        .route("/api/{service}/", any(proxy::forward))
-        .route("/api/{service}/{*path}", any(proxy::forward))
+        .route("/api/{service}", any(proxy::forward_api))
+        .route("/api/{service}/", any(proxy::forward_api))
+        .route("/api/{service}/{*path}", any(proxy::forward_api))
+        .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
         .with_state(Gateway::new(upstreams));
     platform::http::app(NAME, api, readiness)
 }

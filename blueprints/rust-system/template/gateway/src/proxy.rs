@@ -1,21 +1,30 @@
-//! Streaming reverse proxy from the gateway to the services.
+//! Streaming reverse proxy from the gateway to the services, for every protocol:
+//! plain HTTP (REST, GraphQL, server-sent events), upgraded connections (WebSocket)
+//! and gRPC over HTTP/2.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::Version;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::response::Response;
-use platform::Problem;
+use axum::http::{StatusCode, Version};
+use axum::response::{IntoResponse, Response};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform::client::{self, HttpClient};
+use platform::{Problem, problem};
+use tracing::Instrument;
 
 use crate::Upstreams;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110, 7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -29,11 +38,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Shared state of the proxy: where the services are and a pooled HTTP client.
+/// Shared state of the proxy: where the services are, a pooled HTTP/1 client and a
+/// pooled HTTP/2 client for gRPC.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     upstreams: Arc<Upstreams>,
     client: HttpClient,
+    grpc: HttpClient,
 }
 
 impl Gateway {
@@ -42,39 +53,125 @@ impl Gateway {
         Self {
             upstreams: Arc::new(upstreams),
             client: client::http_client(),
+            grpc: grpc_client(),
         }
     }
 }
 
-/// Forwards the request to its service, streaming both bodies.
-pub(crate) async fn forward(
-    State(gateway): State<Gateway>,
-    request: Request,
+/// An HTTP/2 cleartext client (prior knowledge) with the platform's connect timeout.
+fn grpc_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(client::CONNECT_TIMEOUT));
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector)
+}
+
+/// How a request travels to its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// One HTTP/1.1 exchange with streamed bodies: REST, GraphQL, server-sent events.
+    Http,
+    /// An HTTP/1.1 upgrade (WebSocket): after the service's 101 both connections are joined.
+    Upgrade,
+    /// gRPC: HTTP/2 to the service, trailers kept, failures answered as gRPC statuses.
+    Grpc,
+}
+
+impl Protocol {
+    /// The protocol of a request with these headers.
+    fn of(headers: &HeaderMap) -> Self {
+        if is_grpc(headers) {
+            Self::Grpc
+        } else if headers.contains_key(header::UPGRADE)
+            && connection_options(headers).any(|option| option.eq_ignore_ascii_case("upgrade"))
+        {
+            Self::Upgrade
+        } else {
+            Self::Http
+        }
+    }
+
+    /// The answer to the client: the service's response, or the problem as problem
+    /// details (as a gRPC status for gRPC calls, so gRPC clients can read it).
+    fn respond(self, result: Result<Response, Problem>) -> Response {
+        match result {
+            Ok(response) => response,
+            Err(problem) if self == Self::Grpc => grpc_status(&problem),
+            Err(problem) => problem.into_response(),
+        }
+    }
+}
+
+/// Forwards `/api/<service>/<path>` to `<path>` on that service.
+pub(crate) async fn forward_api(State(gateway): State<Gateway>, request: Request) -> Response {
+    let protocol = Protocol::of(request.headers());
+    let route = split_api_path(request.uri().path())
+        .map(|(service, path)| (service.to_owned(), path.to_owned()));
+    let result = match route {
+        Some((service, path)) => forward(&gateway, protocol, &service, &path, request).await,
+        None => Err(Problem::not_found("expected /api/<service>/<path>")),
+    };
+    protocol.respond(result)
+}
+
+/// Forwards a gRPC call `/<package>.<Service>/<Method>`, path unchanged, to the service
+/// named by the first segment of the package (see [`grpc_service`]). Other requests on
+/// such paths are unknown routes.
+pub(crate) async fn forward_grpc(State(gateway): State<Gateway>, request: Request) -> Response {
+    if Protocol::of(request.headers()) != Protocol::Grpc {
+        return problem::route_not_found(request.uri().clone())
+            .await
+            .into_response();
+    }
+    let path = request.uri().path().to_owned();
+    let result = match grpc_service(&path) {
+        Some(service) => forward(&gateway, Protocol::Grpc, &service, &path, request).await,
+        None => Err(Problem::not_found(format!(
+            "no service for the gRPC call {path}"
+        ))),
+    };
+    Protocol::Grpc.respond(result)
+}
+
+/// Forwards the request to `path` on `service`, streaming both bodies (and, after an
+/// upgrade, both connections). No timeout applies once the service answers: streams
+/// last as long as both ends keep them open.
+async fn forward(
+    gateway: &Gateway,
+    protocol: Protocol,
+    service: &str,
+    path: &str,
+    mut request: Request,
 ) -> Result<Response, Problem> {
+    let downstream = (protocol == Protocol::Upgrade).then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
-    let original = parts.uri.clone();
-    let (service, path) = split_api_path(original.path())
-        .ok_or_else(|| Problem::not_found("expected /api/<service>/<path>"))?;
     let upstream = gateway
         .upstreams
         .get(service)
         .ok_or_else(|| Problem::not_found(format!("no service named {service:?}")))?;
-    let path_and_query = match original.query() {
+    let path_and_query = match parts.uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
     };
     parts.uri = upstream
         .join(&path_and_query)
         .map_err(|error| Problem::bad_request(format!("cannot forward this path: {error}")))?;
-    parts.version = Version::HTTP_11;
+    parts.version = match protocol {
+        Protocol::Grpc => Version::HTTP_2,
+        Protocol::Http | Protocol::Upgrade => Version::HTTP_11,
+    };
     let client_ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    prepare_upstream_headers(&mut parts.headers, client_ip);
+    prepare_upstream_headers(&mut parts.headers, client_ip, protocol);
 
-    let response = gateway
-        .client
+    let client = match protocol {
+        Protocol::Grpc => &gateway.grpc,
+        Protocol::Http | Protocol::Upgrade => &gateway.client,
+    };
+    let mut response = client
         .request(Request::from_parts(parts, body))
         .await
         .map_err(|error| {
@@ -82,10 +179,36 @@ pub(crate) async fn forward(
             Problem::bad_gateway(format!("service {service:?} is unreachable"))
         })?;
 
+    let mut kept = Protocol::Http;
+    if let Some(downstream) = downstream
+        && response.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        let upstream = hyper::upgrade::on(&mut response);
+        tokio::spawn(tunnel(downstream, upstream).in_current_span());
+        kept = Protocol::Upgrade;
+    }
     let (mut parts, body) = response.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
+    remove_hop_by_hop(&mut parts.headers, kept);
     prefix_location(&mut parts.headers, &format!("/api/{service}"));
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Joins the client's and the service's upgraded connections, copying both ways
+/// until each side has closed its end.
+async fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
+    match tokio::try_join!(downstream, upstream) {
+        Ok((downstream, upstream)) => {
+            let mut downstream = TokioIo::new(downstream);
+            let mut upstream = TokioIo::new(upstream);
+            match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+                Ok((from_client, from_service)) => {
+                    tracing::debug!(from_client, from_service, "upgraded connection closed");
+                }
+                Err(error) => tracing::debug!(%error, "upgraded connection failed"),
+            }
+        }
+        Err(error) => tracing::warn!(%error, "connection upgrade failed"),
+    }
 }
 
 /// Splits `/api/<service>/<path>` into the service and `/<path>`.
@@ -98,10 +221,89 @@ fn split_api_path(path: &str) -> Option<(&str, &str)> {
     Some((service, path))
 }
 
-/// Drops hop-by-hop headers and the `Host` (the client sets the upstream's), and
-/// records the original client, host and scheme in `x-forwarded-*` headers.
-fn prepare_upstream_headers(headers: &mut HeaderMap, client_ip: Option<IpAddr>) {
-    remove_hop_by_hop(headers);
+/// The service a gRPC call `/<package>.<Service>/<Method>` is for: the first segment
+/// of the package with `_` read as `-`, so `/order_items.v1.OrderItems/Get` goes to
+/// the service `order-items`.
+fn grpc_service(path: &str) -> Option<String> {
+    let (qualified, method) = path.strip_prefix('/')?.split_once('/')?;
+    let (package, _) = qualified.split_once('.')?;
+    if package.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    Some(package.replace('_', "-"))
+}
+
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`,
+/// ...). gRPC-Web is plain HTTP/1 and travels as such.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("application/grpc"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+}
+
+/// The gRPC status codes the gateway answers with.
+#[derive(Debug, Clone, Copy)]
+enum GrpcCode {
+    Unknown = 2,
+    PermissionDenied = 7,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    Unauthenticated = 16,
+}
+
+/// A trailers-only gRPC response carrying `problem` as a status, with the code gRPC
+/// maps its HTTP status to ("HTTP to gRPC Status Code Mapping").
+fn grpc_status(problem: &Problem) -> Response {
+    let code = match problem.status_code() {
+        StatusCode::BAD_REQUEST => GrpcCode::Internal,
+        StatusCode::UNAUTHORIZED => GrpcCode::Unauthenticated,
+        StatusCode::FORBIDDEN => GrpcCode::PermissionDenied,
+        StatusCode::NOT_FOUND => GrpcCode::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => GrpcCode::Unavailable,
+        _ => GrpcCode::Unknown,
+    };
+    let message = problem.detail.as_deref().unwrap_or(&problem.title);
+    let mut response = Response::new(Body::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(GRPC_STATUS, HeaderValue::from(code as u16));
+    if let Ok(message) = HeaderValue::try_from(percent_encode(message)) {
+        headers.insert(GRPC_MESSAGE, message);
+    }
+    response
+}
+
+/// Percent-encodes a `grpc-message`: every byte but printable ASCII, and `%`.
+fn percent_encode(message: &str) -> String {
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if matches!(byte, b' '..=b'~') && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// Drops hop-by-hop headers (keeping what `protocol` needs) and the `Host` (the client
+/// sets the upstream's), and records the original client, host and scheme in
+/// `x-forwarded-*` headers.
+fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    client_ip: Option<IpAddr>,
+    protocol: Protocol,
+) {
+    remove_hop_by_hop(headers, protocol);
     if let Some(host) = headers.remove(header::HOST) {
         headers.insert(X_FORWARDED_HOST, host);
     }
@@ -120,17 +322,41 @@ fn prepare_upstream_headers(headers: &mut HeaderMap, client_ip: Option<IpAddr>) 
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 }
 
-/// Removes the standard hop-by-hop headers and those listed in `Connection`.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
+/// The options listed in the `Connection` headers.
+fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .map(str::trim)
+}
+
+/// Removes the standard hop-by-hop headers and those listed in `Connection`, except
+/// what `protocol` needs end to end: an upgrade keeps `Connection: upgrade`, `Upgrade`
+/// and its `Sec-WebSocket-*` handshake, gRPC keeps `TE: trailers`.
+fn remove_hop_by_hop(headers: &mut HeaderMap, protocol: Protocol) {
+    let upgrade = match protocol {
+        Protocol::Upgrade => headers.get(header::UPGRADE).cloned(),
+        Protocol::Http | Protocol::Grpc => None,
+    };
+    let te_trailers = protocol == Protocol::Grpc
+        && headers
+            .get(header::TE)
+            .is_some_and(|value| value == "trailers");
+    let listed: Vec<HeaderName> = connection_options(headers)
+        .filter_map(|option| HeaderName::try_from(option).ok())
+        .filter(|name| upgrade.is_none() || !name.as_str().starts_with("sec-websocket-"))
         .collect();
     for name in listed.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
+    }
+    if let Some(upgrade) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -166,6 +392,55 @@ mod tests {
     }
 
     #[test]
+    fn grpc_calls_name_their_service_by_package() {
+        assert_eq!(
+            grpc_service("/order_items.v1.OrderItems/Get").as_deref(),
+            Some("order-items")
+        );
+        assert_eq!(
+            grpc_service("/catalog.v1.Catalog/ListItems").as_deref(),
+            Some("catalog")
+        );
+        assert_eq!(
+            grpc_service("/grpc.health.v1.Health/Check").as_deref(),
+            Some("grpc")
+        );
+        for path in [
+            "/Health/Check",
+            "/.v1.Health/Check",
+            "/a.B/",
+            "/a.B/c/d",
+            "a.B/C",
+        ] {
+            assert_eq!(grpc_service(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn tells_protocols_apart() {
+        let headers = |pairs: &[(HeaderName, &'static str)]| {
+            pairs
+                .iter()
+                .map(|(name, value)| (name.clone(), HeaderValue::from_static(value)))
+                .collect::<HeaderMap>()
+        };
+        let grpc = headers(&[(header::CONTENT_TYPE, "application/grpc")]);
+        let grpc_proto = headers(&[(header::CONTENT_TYPE, "application/grpc+proto")]);
+        let grpc_web = headers(&[(header::CONTENT_TYPE, "application/grpc-web")]);
+        let websocket = headers(&[
+            (header::CONNECTION, "keep-alive, Upgrade"),
+            (header::UPGRADE, "websocket"),
+        ]);
+        let unlisted_upgrade = headers(&[(header::UPGRADE, "websocket")]);
+        assert_eq!(Protocol::of(&grpc), Protocol::Grpc);
+        assert_eq!(Protocol::of(&grpc_proto), Protocol::Grpc);
+        assert_eq!(Protocol::of(&grpc_web), Protocol::Http);
+        assert_eq!(Protocol::of(&websocket), Protocol::Upgrade);
+        assert_eq!(Protocol::of(&unlisted_upgrade), Protocol::Http);
+        assert_eq!(Protocol::of(&HeaderMap::new()), Protocol::Http);
+    }
+
+    #[test]
     fn strips_hop_by_hop_headers_and_sets_forwarded_headers() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -178,17 +453,23 @@ mod tests {
             header::TRANSFER_ENCODING,
             HeaderValue::from_static("chunked"),
         );
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
         headers.insert(header::HOST, HeaderValue::from_static("api.example.com"));
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
         headers.insert("x-request-id", HeaderValue::from_static("abc"));
 
-        prepare_upstream_headers(&mut headers, Some(IpAddr::from([10, 0, 0, 1])));
+        prepare_upstream_headers(
+            &mut headers,
+            Some(IpAddr::from([10, 0, 0, 1])),
+            Protocol::Http,
+        );
 
         for gone in [
             "connection",
             "keep-alive",
             "x-secret",
             "transfer-encoding",
+            "te",
             "host",
         ] {
             assert!(!headers.contains_key(gone), "{gone} was forwarded");
@@ -197,6 +478,70 @@ mod tests {
         assert_eq!(headers[X_FORWARDED_HOST], "api.example.com");
         assert_eq!(headers[X_FORWARDED_PROTO], "http");
         assert_eq!(headers["x-request-id"], "abc");
+    }
+
+    #[test]
+    fn upgrades_keep_their_handshake() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade, Sec-WebSocket-Key"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+
+        remove_hop_by_hop(&mut headers, Protocol::Upgrade);
+
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(
+            headers[header::SEC_WEBSOCKET_KEY],
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+        assert_eq!(
+            headers[header::SEC_WEBSOCKET_PROTOCOL],
+            "graphql-transport-ws"
+        );
+        assert!(!headers.contains_key("keep-alive"));
+    }
+
+    #[test]
+    fn grpc_keeps_te_trailers_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        remove_hop_by_hop(&mut headers, Protocol::Grpc);
+        assert_eq!(headers[header::TE], "trailers");
+
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        remove_hop_by_hop(&mut headers, Protocol::Grpc);
+        assert!(!headers.contains_key(header::TE));
+    }
+
+    #[test]
+    fn problems_become_trailers_only_grpc_statuses() {
+        let response = grpc_status(&Problem::bad_gateway("service \"a\" is 100% down"));
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/grpc");
+        assert_eq!(response.headers()[GRPC_STATUS], "14");
+        assert_eq!(
+            response.headers()[GRPC_MESSAGE],
+            "service \"a\" is 100%25 down"
+        );
+
+        let response = grpc_status(&Problem::not_found("no service named \"é\""));
+        assert_eq!(response.headers()[GRPC_STATUS], "12");
+        assert_eq!(
+            response.headers()[GRPC_MESSAGE],
+            "no service named \"%C3%A9\""
+        );
     }
 
     #[test]
