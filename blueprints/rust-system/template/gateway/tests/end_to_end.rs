@@ -12,12 +12,19 @@ use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
 {% assign rest_services = services | where: "protocol", "rest" %}
-{% if rest_services.size > 0 %}
+{% assign websocket_services = services | where: "protocol", "websocket" %}
+{% assign sse_services = services | where: "protocol", "sse" %}
+{% if rest_services.size > 0 or websocket_services.size > 0 or sse_services.size > 0 %}
 use serde_json::{Value, json};
 {% else %}
 use serde_json::Value;
 {% endif %}
 use tokio::net::TcpListener;
+{% if websocket_services.size > 0 or sse_services.size > 0 %}
+
+/// Upper bound for anything a streaming check waits for.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+{% endif %}
 
 /// Serves `app` on an ephemeral port and returns its base URL.
 async fn spawn(app: Router) -> HttpUrl {
@@ -110,6 +117,10 @@ async fn every_service_answers_through_the_gateway() {
 {% for s in services %}
 {% if s.protocol == 'rest' %}
     items_round_trip(&gateway, "{{ s.name }}").await;
+{% elsif s.protocol == 'websocket' %}
+    websocket_round_trip(&gateway, "{{ s.name }}").await;
+{% elsif s.protocol == 'sse' %}
+    sse_resumption(&gateway, "{{ s.name }}").await;
 {% endif %}
 {% endfor %}
 }
@@ -158,6 +169,126 @@ async fn items_round_trip(gateway: &HttpUrl, service: &str) {
         gone.headers[header::CONTENT_TYPE],
         "application/problem+json"
     );
+}
+{% endif %}
+{% if websocket_services.size > 0 %}
+
+/// Subscribes, publishes and receives the message back over one WebSocket connection
+/// upgraded through the gateway.
+async fn websocket_round_trip(gateway: &HttpUrl, service: &str) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let url = format!("ws://{}/api/{service}/v1/ws", gateway.authority());
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "welcome", "{service}");
+
+    let subscribe = json!({ "type": "subscribe", "topic": "end-to-end" });
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut socket).await["type"],
+        "subscribed",
+        "{service}"
+    );
+    let publish = json!({ "type": "publish", "topic": "end-to-end", "data": { "n": 1 } });
+    socket
+        .send(Message::text(publish.to_string()))
+        .await
+        .unwrap();
+    let message = next_json(&mut socket).await;
+    assert_eq!(message["type"], "message", "{service}");
+    assert_eq!(message["data"], json!({ "n": 1 }), "{service}");
+    socket.close(None).await.unwrap();
+}
+
+/// The next text message of `socket`, parsed as JSON.
+async fn next_json<S>(socket: &mut S) -> Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+{% endif %}
+{% if sse_services.size > 0 %}
+
+/// Publishes two events, then resumes the stream through the gateway after the first
+/// with `Last-Event-ID` and receives exactly the second, before the stream ends.
+async fn sse_resumption(gateway: &HttpUrl, service: &str) {
+    let events = format!("/api/{service}/v1/events");
+    let first = call(
+        gateway,
+        Method::POST,
+        &events,
+        Some(json!({ "data": "first" })),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{service}");
+    let second = call(
+        gateway,
+        Method::POST,
+        &events,
+        Some(json!({ "data": "second" })),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{service}");
+
+    let request = Request::get(gateway.join(&events).unwrap())
+        .header(header::ACCEPT, "text/event-stream")
+        .header("last-event-id", first.body["id"].to_string())
+        .body(Body::empty())
+        .unwrap();
+    let response = http_client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{service}");
+    let mut body = response.into_body();
+    let mut buffer = String::new();
+    let received = loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if block
+                .lines()
+                .all(|line| line.is_empty() || line.starts_with(':'))
+            {
+                continue;
+            }
+            break block;
+        }
+        let frame = tokio::time::timeout(WAIT, body.frame())
+            .await
+            .expect("an event in time, while the stream stays open")
+            .expect("the stream is open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buffer.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    };
+    assert!(
+        received.contains(&format!("id: {}", second.body["id"])),
+        "{service}: {received}"
+    );
+    assert!(
+        received.contains("data: \"second\""),
+        "{service}: {received}"
+    );
+    assert!(!received.contains("\"first\""), "{service}: {received}");
 }
 {% endif %}
 
