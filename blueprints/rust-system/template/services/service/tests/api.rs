@@ -403,6 +403,17 @@ async fn malformed_json_is_a_bad_request() {
 }
 
 #[tokio::test]
+async fn bodies_that_are_not_json_are_unsupported() {
+    let request = Request::post("/v1/items")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(r#"{"name": "Widget"}"#))
+        .unwrap();
+    let reply = send(&app(), request).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(reply.header("content-type"), "application/problem+json");
+}
+
+#[tokio::test]
 async fn invalid_id_is_a_bad_request() {
     let reply = call(&app(), Method::GET, "/v1/items/not-a-uuid", None).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
