@@ -126,7 +126,8 @@ async fn every_service_answers_through_the_gateway() {
 }
 {% if rest_services.size > 0 %}
 
-/// Creates, reads, lists, updates and deletes an item of the REST service `service`.
+/// Creates items, reads one, pages through them by name with a cursor, updates and
+/// deletes one, all through the gateway, on the REST service `service`.
 async fn items_round_trip(gateway: &HttpUrl, service: &str) {
     let items = format!("/api/{service}/v1/items");
 
@@ -146,9 +147,32 @@ async fn items_round_trip(gateway: &HttpUrl, service: &str) {
     assert_eq!(fetched.status, StatusCode::OK, "{service}");
     assert_eq!(fetched.body, created.body);
 
-    let listed = call(gateway, Method::GET, &format!("{items}?unused=1"), None).await;
-    assert_eq!(listed.status, StatusCode::OK, "{service}");
-    assert_eq!(listed.body["items"], json!([created.body]));
+    for name in ["Gizmo", "Sprocket"] {
+        let more = call(
+            gateway,
+            Method::POST,
+            &items,
+            Some(json!({ "name": name })),
+        )
+        .await;
+        assert_eq!(more.status, StatusCode::CREATED, "{service}");
+    }
+    let by_name = format!("{items}?sort=name&limit=2");
+    let first = call(gateway, Method::GET, &by_name, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{service}");
+    assert_eq!(first.body["items"][0]["name"], "Gizmo");
+    assert_eq!(first.body["items"][1]["name"], "Sprocket");
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = call(
+        gateway,
+        Method::GET,
+        &format!("{by_name}&cursor={cursor}"),
+        None,
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::OK, "{service}");
+    assert_eq!(second.body["items"], json!([created.body]));
+    assert_eq!(second.body["next_cursor"], Value::Null);
 
     let updated = call(
         gateway,

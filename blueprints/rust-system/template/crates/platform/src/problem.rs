@@ -1,7 +1,7 @@
 //! RFC 9457 problem details: the body of every error response.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// An error response as an RFC 9457 problem details document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// URI reference identifying the problem type.
     #[serde(rename = "type")]
@@ -29,6 +30,7 @@ pub struct Problem {
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Name of the field, as in the request body.
     pub field: String,
@@ -119,6 +121,12 @@ impl From<JsonRejection> for Problem {
 
 impl From<PathRejection> for Problem {
     fn from(rejection: PathRejection) -> Self {
+        Self::new(rejection.status()).with_detail(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(rejection: QueryRejection) -> Self {
         Self::new(rejection.status()).with_detail(rejection.body_text())
     }
 }

@@ -1,21 +1,36 @@
 //! The `/v1/items` resource: model, validation and handlers.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use platform::extract::{Json, Path};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use platform::extract::{Json, Path, Query};
 use platform::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::repository::{ItemRepository, RepositoryError};
+use crate::etag::Tagged;
+use crate::pagination::{Sort, decode_cursor, encode_cursor};
+use crate::repository::{Creation, ItemRepository, ListQuery, RepositoryError};
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 
+/// Items per page when the request does not say.
+const DEFAULT_LIMIT: u32 = 20;
+/// The largest page a request may ask for.
+const MAX_LIMIT: u32 = 100;
+
+/// Request header that makes a create safe to retry.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// Response header set to `true` when a create is answered from an earlier request.
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
 /// A stored item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Item {
     /// Identifier assigned on creation.
     pub id: Uuid,
@@ -23,27 +38,44 @@ pub struct Item {
     pub name: String,
     /// Free-form description, up to 1000 characters.
     pub description: String,
+    /// When the item was created.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When the item was last replaced.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
 }
 
 impl Item {
-    /// The item `id` with the fields of `input`.
-    pub fn new(id: Uuid, input: ItemInput) -> Self {
+    /// The item `id` with the fields of `input`, created at `now`.
+    pub fn new(id: Uuid, input: ItemInput, now: Timestamp) -> Self {
         Self {
             id,
             name: input.name,
             description: input.description,
+            created_at: now,
+            updated_at: now,
         }
+    }
+
+    /// Replaces the fields of this item with `input` at `now`.
+    pub fn replace(&mut self, input: ItemInput, now: Timestamp) {
+        self.name = input.name;
+        self.description = input.description;
+        self.updated_at = now;
     }
 }
 
 /// The fields a client sends to create or replace an item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
-    /// Display name, 1 to 100 characters.
+    /// Display name, 1 to 100 characters after trimming spaces.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Free-form description, up to 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: String,
 }
 
@@ -74,10 +106,32 @@ impl ItemInput {
     }
 }
 
+/// Query parameters of a listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Items per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = json!(20))]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page, to get the page after it.
+    cursor: Option<String>,
+    /// Sort order; a leading `-` sorts descending. Ties are broken by id.
+    sort: Option<Sort>,
+    /// Only items with exactly this name.
+    name: Option<String>,
+    /// Only items whose name contains this text, ignoring case.
+    q: Option<String>,
+}
+
 /// A page of items.
-#[derive(Debug, Serialize)]
-pub(crate) struct ItemList {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ItemPage {
+    /// The items, in the order asked for.
     items: Vec<Item>,
+    /// Cursor for the next page; `null` on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 impl From<RepositoryError> for Problem {
@@ -91,51 +145,225 @@ fn item_not_found(id: Uuid) -> Problem {
     Problem::not_found(format!("no item with id {id}"))
 }
 
+/// The `Idempotency-Key` of a request, if it has one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|key| {
+            (1..=MAX_IDEMPOTENCY_KEY_CHARS).contains(&key.len())
+                && key.bytes().all(|byte| byte.is_ascii_graphic())
+        })
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| {
+            Problem::bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"
+            ))
+        })
+}
+
+/// List items
+///
+/// Returns one page of items, filtered and sorted as asked. Follow `next_cursor` with
+/// the same `sort` to get the next page.
+#[utoipa::path(
+    get,
+    path = "/v1/items",
+    operation_id = "listItems",
+    tag = "items",
+    params(
+        ListParams,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this page seen before"),
+    ),
+    responses(
+        (status = 200, description = "A page of items", body = ItemPage,
+            headers(("ETag" = String, description = "Entity tag of this page"))),
+        (status = 304, description = "The page still has the `ETag` sent in `If-None-Match`",
+            headers(("ETag" = String, description = "Entity tag of this page"))),
+        (status = 400, description = "An invalid query parameter or cursor", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list<R: ItemRepository>(
     State(state): State<AppState<R>>,
-) -> Result<axum::Json<ItemList>, Problem> {
-    let items = state.items.list().await?;
-    Ok(axum::Json(ItemList { items }))
+    Query(params): Query<ListParams>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Problem::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let sort = params.sort.unwrap_or_default();
+    let after = params
+        .cursor
+        .map(|cursor| decode_cursor(&cursor, sort))
+        .transpose()?;
+    let query = ListQuery {
+        name: params.name,
+        name_contains: params.q,
+        sort,
+        after,
+        limit: limit as usize,
+    };
+    let page = state.items.list(&query).await?;
+    let next_cursor = page
+        .items
+        .last()
+        .filter(|_| page.has_more)
+        .map(|last| encode_cursor(sort, sort.position(last)));
+    let page = ItemPage {
+        items: page.items,
+        next_cursor,
+    };
+    Ok(Tagged::json(&page)?.read_response(&headers))
 }
 
+/// Create an item
+///
+/// With an `Idempotency-Key`, retrying the same request returns the first response
+/// instead of creating the item again.
+#[utoipa::path(
+    post,
+    path = "/v1/items",
+    operation_id = "createItem",
+    tag = "items",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "A unique key for this request, 1 to 255 visible ASCII characters; \
+                a retry with the same key and body gets the first response again"),
+    ),
+    request_body = ItemInput,
+    responses(
+        (status = 201, description = "The item was created, or an earlier identical request did", body = Item,
+            headers(
+                ("Location" = String, description = "Path of the item"),
+                ("ETag" = String, description = "Entity tag of the item"),
+                ("Idempotent-Replayed" = bool, description = "`true` when this is the response to an earlier request"),
+            )),
+        (status = 400, description = "Malformed JSON or `Idempotency-Key`", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as `application/json`",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or an `Idempotency-Key` used before with another body",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create<R: ItemRepository>(
     State(state): State<AppState<R>>,
+    headers: HeaderMap,
     Json(input): Json<ItemInput>,
-) -> Result<impl IntoResponse, Problem> {
-    let item = state.items.create(input.validate()?).await?;
-    let location = format!("/v1/items/{}", item.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(item),
-    ))
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    let (item, replayed) = match state.items.create(input.validate()?, key).await? {
+        Creation::Created(item) => (item, false),
+        Creation::Replayed(item) => (item, true),
+        Creation::KeyReused => {
+            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+                .with_detail("this Idempotency-Key was already used with a different request"));
+        }
+    };
+    let location = [(header::LOCATION, format!("/v1/items/{}", item.id))];
+    let mut response = (
+        location,
+        Tagged::json(&item)?.with_status(StatusCode::CREATED),
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
+/// Read an item
+#[utoipa::path(
+    get,
+    path = "/v1/items/{id}",
+    operation_id = "getItem",
+    tag = "items",
+    params(
+        ("id" = Uuid, Path, description = "Id of the item"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of this item seen before"),
+    ),
+    responses(
+        (status = 200, description = "The item", body = Item,
+            headers(("ETag" = String, description = "Entity tag of the item"))),
+        (status = 304, description = "The item still has the `ETag` sent in `If-None-Match`",
+            headers(("ETag" = String, description = "Entity tag of the item"))),
+        (status = 400, description = "The id is not a UUID", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "No item has this id", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn get<R: ItemRepository>(
     State(state): State<AppState<R>>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Item>, Problem> {
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let item = state
         .items
         .get(id)
         .await?
         .ok_or_else(|| item_not_found(id))?;
-    Ok(axum::Json(item))
+    Ok(Tagged::json(&item)?.read_response(&headers))
 }
 
+/// Replace an item
+#[utoipa::path(
+    put,
+    path = "/v1/items/{id}",
+    operation_id = "replaceItem",
+    tag = "items",
+    params(("id" = Uuid, Path, description = "Id of the item")),
+    request_body = ItemInput,
+    responses(
+        (status = 200, description = "The item as replaced", body = Item,
+            headers(("ETag" = String, description = "Entity tag of the item"))),
+        (status = 400, description = "Malformed JSON, or the id is not a UUID", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "No item has this id", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as `application/json`",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn update<R: ItemRepository>(
     State(state): State<AppState<R>>,
     Path(id): Path<Uuid>,
     Json(input): Json<ItemInput>,
-) -> Result<axum::Json<Item>, Problem> {
+) -> Result<Response, Problem> {
     let item = state
         .items
         .update(id, input.validate()?)
         .await?
         .ok_or_else(|| item_not_found(id))?;
-    Ok(axum::Json(item))
+    Ok(Tagged::json(&item)?.with_status(StatusCode::OK))
 }
 
+/// Delete an item
+#[utoipa::path(
+    delete,
+    path = "/v1/items/{id}",
+    operation_id = "deleteItem",
+    tag = "items",
+    params(("id" = Uuid, Path, description = "Id of the item")),
+    responses(
+        (status = 204, description = "The item was deleted"),
+        (status = 400, description = "The id is not a UUID", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "No item has this id", body = Problem,
+            content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn delete<R: ItemRepository>(
     State(state): State<AppState<R>>,
     Path(id): Path<Uuid>,
@@ -144,160 +372,5 @@ pub(crate) async fn delete<R: ItemRepository>(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(item_not_found(id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::Router;
-    use axum::body::Body;
-    use axum::http::{Method, Request};
-    use http_body_util::BodyExt;
-    use platform::health::Readiness;
-    use serde_json::{Value, json};
-    use tower::ServiceExt;
-
-    use super::*;
-    use crate::router;
-
-    fn app() -> Router {
-        router(AppState::in_memory(), Readiness::new())
-    }
-
-    async fn call(
-        app: &Router,
-        method: Method,
-        uri: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, header::HeaderMap, Value) {
-        let request = Request::builder().method(method).uri(uri);
-        let request = match body {
-            Some(body) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (parts.status, parts.headers, json)
-    }
-
-    #[tokio::test]
-    async fn crud_round_trip() {
-        let app = app();
-
-        let (status, headers, created) = call(
-            &app,
-            Method::POST,
-            "/v1/items",
-            Some(json!({ "name": " Widget ", "description": "A widget" })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
-        assert_eq!(created["name"], "Widget");
-        let location = headers[header::LOCATION].to_str().unwrap().to_owned();
-        assert_eq!(
-            location,
-            format!("/v1/items/{}", created["id"].as_str().unwrap())
-        );
-
-        let (status, _, fetched) = call(&app, Method::GET, &location, None).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(fetched, created);
-
-        let (status, _, listed) = call(&app, Method::GET, "/v1/items", None).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(listed["items"], json!([created]));
-
-        let (status, _, updated) = call(
-            &app,
-            Method::PUT,
-            &location,
-            Some(json!({ "name": "Gadget" })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(updated["name"], "Gadget");
-        assert_eq!(updated["description"], "");
-
-        let (status, _, body) = call(&app, Method::DELETE, &location, None).await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
-        assert_eq!(body, Value::Null);
-
-        let (status, headers, problem) = call(&app, Method::GET, &location, None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
-        assert_eq!(problem["status"], 404);
-    }
-
-    #[tokio::test]
-    async fn invalid_fields_are_unprocessable() {
-        let (status, _, problem) = call(
-            &app(),
-            Method::POST,
-            "/v1/items",
-            Some(json!({ "name": "  ", "description": "x".repeat(1001) })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(problem["errors"][0]["field"], "name");
-        assert_eq!(problem["errors"][1]["field"], "description");
-    }
-
-    #[tokio::test]
-    async fn malformed_json_is_a_bad_request() {
-        let request = Request::post("/v1/items")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from("{"))
-            .unwrap();
-        let response = app().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-    }
-
-    #[tokio::test]
-    async fn unknown_fields_are_unprocessable() {
-        let (status, _, _) = call(
-            &app(),
-            Method::POST,
-            "/v1/items",
-            Some(json!({ "name": "Widget", "colour": "red" })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    }
-
-    #[tokio::test]
-    async fn invalid_id_is_a_bad_request() {
-        let (status, _, problem) = call(&app(), Method::GET, "/v1/items/not-a-uuid", None).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(problem["status"], 400);
-    }
-
-    #[tokio::test]
-    async fn missing_items_are_not_found() {
-        let uri = format!("/v1/items/{}", Uuid::new_v4());
-        let (status, _, _) = call(&app(), Method::PUT, &uri, Some(json!({ "name": "x" }))).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _, _) = call(&app(), Method::DELETE, &uri, None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-    }
-
-    #[tokio::test]
-    async fn serves_health_probes() {
-        for path in ["/healthz", "/readyz"] {
-            let (status, _, _) = call(&app(), Method::GET, path, None).await;
-            assert_eq!(status, StatusCode::OK, "{path}");
-        }
     }
 }

@@ -1,7 +1,13 @@
-//! The `{{ service.name }}` service: a REST API for items under `/v1/items`, with
-//! health probes, request ids and problem-details errors from `platform`.
+//! The `{{ service.name }}` service: a REST API for items under `/v1/items` with cursor
+//! pagination, filtering, sorting, idempotent creation and conditional reads, described
+//! by an OpenAPI 3.1 document at `/openapi.json` and browsable at `/docs`. Health
+//! probes, request ids and problem-details errors come from `platform`.
 
+mod etag;
+mod idempotency;
 mod items;
+mod openapi;
+mod pagination;
 mod repository;
 
 use std::sync::Arc;
@@ -11,7 +17,9 @@ use axum::routing::get;
 use platform::health::Readiness;
 
 pub use items::{Item, ItemInput};
-pub use repository::{InMemoryItems, ItemRepository, RepositoryError};
+pub use openapi::openapi;
+pub use pagination::{Position, Sort, SortKey};
+pub use repository::{Creation, InMemoryItems, ItemRepository, ListQuery, Page, RepositoryError};
 
 /// Name of this service, as used in routes, logs and configuration.
 pub const NAME: &str = "{{ service.name }}";
@@ -46,7 +54,8 @@ impl<R> Clone for AppState<R> {
     }
 }
 
-/// The service's HTTP API: `/v1/items` plus the shared platform routes.
+/// The service's HTTP API: `/v1/items`, its OpenAPI document and docs page, plus the
+/// shared platform routes.
 pub fn router<R: ItemRepository>(state: AppState<R>, readiness: Readiness) -> Router {
     let api = Router::new()
         .route("/v1/items", get(items::list::<R>).post(items::create::<R>))
@@ -56,6 +65,7 @@ pub fn router<R: ItemRepository>(state: AppState<R>, readiness: Readiness) -> Ro
                 .put(items::update::<R>)
                 .delete(items::delete::<R>),
         )
-        .with_state(state);
+        .with_state(state)
+        .merge(openapi::routes());
     platform::http::app(NAME, api, readiness)
 }
