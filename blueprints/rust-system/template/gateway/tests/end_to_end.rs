@@ -148,13 +148,7 @@ async fn items_round_trip(gateway: &HttpUrl, service: &str) {
     assert_eq!(fetched.body, created.body);
 
     for name in ["Gizmo", "Sprocket"] {
-        let more = call(
-            gateway,
-            Method::POST,
-            &items,
-            Some(json!({ "name": name })),
-        )
-        .await;
+        let more = call(gateway, Method::POST, &items, Some(json!({ "name": name }))).await;
         assert_eq!(more.status, StatusCode::CREATED, "{service}");
     }
     let by_name = format!("{items}?sort=name&limit=2");
