@@ -8,8 +8,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Version;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use platform::Problem;
 use platform::client::{self, HttpClient};
+use platform::{Problem, propagation};
 
 use crate::Upstreams;
 
@@ -46,7 +46,8 @@ impl Gateway {
     }
 }
 
-/// Forwards the request to its service, streaming both bodies.
+/// Forwards the request to its service, streaming both bodies, as a child of the
+/// current trace.
 pub(crate) async fn forward(
     State(gateway): State<Gateway>,
     request: Request,
@@ -72,6 +73,7 @@ pub(crate) async fn forward(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     prepare_upstream_headers(&mut parts.headers, client_ip);
+    propagation::inject_current(&mut parts.headers);
 
     let response = gateway
         .client
