@@ -1,5 +1,6 @@
-//! Runs the API gateway. Configuration: `HOST`, `PORT` (default 8080), `RUST_LOG`
-//! and one `<SERVICE>_URL` per service (see the README).
+//! Runs the API gateway. Configuration: `HOST`, `PORT` (default 8080), `RUST_LOG`,
+//! `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT` and one `<SERVICE>_URL` per
+//! service; see `docs/runbooks/gateway.md`.
 
 use std::process::ExitCode;
 
@@ -21,12 +22,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), platform::Error> {
-    telemetry::init()?;
+    let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let upstreams = Upstreams::from_env()?;
     let readiness = Readiness::new();
     let app = router(upstreams, readiness.clone());
     tracing::info!(service = NAME, "starting");
-    platform::serve(addr, app, readiness).await?;
+    let served = platform::serve(addr, app, readiness).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform::client::{self, HttpClient};
-use platform::{Problem, problem};
+use platform::{Problem, problem, propagation};
 use tracing::Instrument;
 
 use crate::Upstreams;
@@ -134,8 +134,8 @@ pub(crate) async fn forward_grpc(State(gateway): State<Gateway>, request: Reques
     Protocol::Grpc.respond(result)
 }
 
-/// Forwards the request to `path` on `service`, streaming both bodies (and, after an
-/// upgrade, both connections). No timeout applies once the service answers: streams
+/// Forwards the request to `path` on `service`, as a child of the current trace,
+/// streaming both bodies (and, after an upgrade, both connections). No timeout applies once the service answers: streams
 /// last as long as both ends keep them open.
 async fn forward(
     gateway: &Gateway,
@@ -166,6 +166,7 @@ async fn forward(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     prepare_upstream_headers(&mut parts.headers, client_ip, protocol);
+    propagation::inject_current(&mut parts.headers);
 
     let client = match protocol {
         Protocol::Grpc => &gateway.grpc,

@@ -38,9 +38,21 @@ where
     T: FromStr,
     T::Err: fmt::Display,
 {
+    match optional_var(name)? {
+        Some(value) => Ok(value),
+        None => parse(name, default),
+    }
+}
+
+/// Reads and parses the variable `name`; `None` when it is unset or empty.
+pub fn optional_var<T>(name: &'static str) -> Result<Option<T>, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
     match env::var(name) {
-        Ok(value) if !value.trim().is_empty() => parse(name, &value),
-        Ok(_) | Err(VarError::NotPresent) => parse(name, default),
+        Ok(value) if !value.trim().is_empty() => parse(name, &value).map(Some),
+        Ok(_) | Err(VarError::NotPresent) => Ok(None),
         Err(VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode { name }),
     }
 }
@@ -138,6 +150,12 @@ mod tests {
     fn unset_variable_uses_the_default() {
         let port: u16 = var_or("PLATFORM_TEST_SURELY_UNSET_PORT", "9000").unwrap();
         assert_eq!(port, 9000);
+    }
+
+    #[test]
+    fn unset_optional_variable_is_none() {
+        let value: Option<u16> = optional_var("PLATFORM_TEST_SURELY_UNSET_PORT").unwrap();
+        assert_eq!(value, None);
     }
 
     #[test]

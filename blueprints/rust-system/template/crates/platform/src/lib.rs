@@ -1,13 +1,16 @@
 //! Shared platform code for every binary in this workspace: configuration from the
-//! environment, JSON logging, RFC 9457 problem details, health probes, request ids,
-//! an HTTP client for calling services and serving with graceful shutdown.
+//! environment, JSON logging, OpenTelemetry tracing with W3C trace context,
+//! Prometheus metrics, RFC 9457 problem details, health probes, request ids, an
+//! HTTP client for calling services and serving with graceful shutdown.
 
 pub mod client;
 pub mod config;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod problem;
+pub mod propagation;
 pub mod server;
 pub mod telemetry;
 
@@ -35,7 +38,7 @@ pub enum Error {
     /// The configuration in the environment is invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    /// Logging could not be set up.
+    /// Logging or tracing could not be set up.
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
     /// The server could not bind or failed while serving.

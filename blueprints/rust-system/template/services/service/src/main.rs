@@ -1,4 +1,6 @@
-//! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`.
+//! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}),
+//! `RUST_LOG`, `OTEL_SERVICE_NAME` and `OTEL_EXPORTER_OTLP_ENDPOINT`; see
+//! `docs/runbooks/{{ service.name }}.md`.
 
 use std::process::ExitCode;
 
@@ -21,11 +23,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), platform::Error> {
-    telemetry::init()?;
+    let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let readiness = Readiness::new();
     let app = router(AppState::in_memory(), readiness.clone());
     tracing::info!(service = NAME, "starting");
-    platform::serve(addr, app, readiness).await?;
+    let served = platform::serve(addr, app, readiness).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }
