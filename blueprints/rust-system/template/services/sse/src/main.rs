@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), platform::Error> {
-    telemetry::init()?;
+    let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let state = AppState::new(Config::from_env()?);
     let readiness = Readiness::new();
@@ -34,6 +34,8 @@ async fn run() -> Result<(), platform::Error> {
         state.events().close();
     });
     tracing::info!(service = NAME, "starting");
-    platform::serve(addr, app, readiness).await?;
+    let served = platform::serve(addr, app, readiness).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }

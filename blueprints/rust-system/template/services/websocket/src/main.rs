@@ -26,16 +26,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), platform::Error> {
-    telemetry::init()?;
+    let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let state = AppState::new(Config::from_env()?);
     let readiness = Readiness::new();
     let app = router(state.clone(), readiness.clone());
     tracing::info!(service = NAME, "starting");
-    platform::serve(addr, app, readiness).await?;
+    let served = platform::serve(addr, app, readiness).await;
     // Upgraded connections outlive the HTTP server: close them with 1001 (going away).
     if !state.hub().close_all(CLOSE_GRACE).await {
         tracing::warn!("some connections did not close in time");
     }
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }
