@@ -142,7 +142,11 @@ fn cargo(root: &Path, args: &[&str]) {
             cmd.env_remove(key);
         }
     }
-    cmd.env("CARGO_TARGET_DIR", shared_target());
+    cmd.env("CARGO_TARGET_DIR", shared_target())
+        // The matrix only builds and tests: incremental state and full debug info would
+        // multiply the shared target directory's size for nothing.
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
