@@ -131,9 +131,7 @@ fn check_hygiene(root: &Path, leftovers: bool) {
 /// of the outer cargo's variables (its toolchain override included).
 fn cargo(root: &Path, args: &[&str]) {
     let mut cmd = Command::new("cargo");
-    cmd.args(args)
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", shared_target());
+    cmd.args(args).current_dir(root);
     for (key, _) in std::env::vars() {
         if (key.starts_with("CARGO_") && key != "CARGO_HOME")
             || key == "RUSTUP_TOOLCHAIN"
