@@ -269,18 +269,23 @@ async fn graphql_round_trip(gateway: &HttpUrl, service: &str) {
         "query": "mutation { createItem(input: { name: \"Widget\", category: \"tools\" }) { id } }",
     });
     // The subscription starts asynchronously: create items until a change arrives.
-    let (created, event) = loop {
-        let reply = call(gateway, Method::POST, &graphql, Some(create.clone())).await;
-        assert_eq!(reply.status, StatusCode::OK, "{service}");
-        assert_eq!(reply.headers["x-request-id"], "end-to-end");
-        let next = tokio::time::timeout(
-            std::time::Duration::from_millis(200),
-            next_json(&mut socket),
-        );
-        if let Ok(event) = next.await {
-            break (reply.body, event);
+    let changes = async {
+        loop {
+            let reply = call(gateway, Method::POST, &graphql, Some(create.clone())).await;
+            assert_eq!(reply.status, StatusCode::OK, "{service}");
+            assert_eq!(reply.headers["x-request-id"], "end-to-end");
+            let next = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                next_json(&mut socket),
+            );
+            if let Ok(event) = next.await {
+                return (reply.body, event);
+            }
         }
     };
+    let (created, event) = tokio::time::timeout(WAIT, changes)
+        .await
+        .expect("a change in time");
     assert_eq!(event["type"], "next", "{service}: {event}");
     assert_eq!(
         event["payload"]["data"]["itemChanged"],

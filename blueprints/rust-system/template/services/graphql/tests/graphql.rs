@@ -262,13 +262,18 @@ async fn subscribers_receive_item_changes_over_websocket() {
 
     // The subscription starts asynchronously: create items until a change arrives.
     let mut created = Vec::new();
-    let message = loop {
-        created.push(json!(create(&app, "Widget", "tools").await));
-        let next = tokio::time::timeout(Duration::from_millis(200), next_json(&mut socket));
-        if let Ok(message) = next.await {
-            break message;
+    let changes = async {
+        loop {
+            created.push(json!(create(&app, "Widget", "tools").await));
+            let next = tokio::time::timeout(Duration::from_millis(200), next_json(&mut socket));
+            if let Ok(message) = next.await {
+                return message;
+            }
         }
     };
+    let message = tokio::time::timeout(WAIT, changes)
+        .await
+        .expect("a change in time");
     assert_eq!(message["type"], "next", "{message}");
     assert_eq!(message["id"], "1");
     let changed = &message["payload"]["data"]["itemChanged"];
