@@ -204,7 +204,7 @@ fn unknown_choices_list_the_valid_ones() {
 #[test]
 fn planned_choices_say_they_are_not_available_yet() {
     rejects(
-        &["demo", "--yes", "--service", "orders:graphql"],
+        &["demo", "--yes", "--service", "orders:grpc"],
         &["services[0].protocol", "not available yet", "rest"],
     );
     rejects(
@@ -564,7 +564,7 @@ fn blueprints_list_and_show() {
         .success()
         .stdout(
             predicate::str::contains("services[].protocol")
-                .and(predicate::str::contains("planned:   graphql")),
+                .and(predicate::str::contains("planned:   grpc")),
         );
 }
 

@@ -289,3 +289,24 @@ fn rest_websocket_and_sse_services_with_gateway() {
     check_hygiene(&root, true);
     build_and_test(&root);
 }
+
+#[test]
+fn rest_and_graphql_services_with_gateway() {
+    let (root, _cell) = generate(
+        "graphql-gw",
+        &[
+            "--service",
+            "catalog:rest",
+            "--service",
+            "product-reviews-and-ratings-for-buyers-1:graphql",
+        ],
+    );
+    assert!(
+        root.join("schema/product-reviews-and-ratings-for-buyers-1.graphql")
+            .is_file()
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("(GraphQL, `/graphql`)"), "{readme}");
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}

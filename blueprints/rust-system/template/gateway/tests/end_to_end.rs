@@ -14,13 +14,14 @@ use platform::health::Readiness;
 {% assign rest_services = services | where: "protocol", "rest" %}
 {% assign websocket_services = services | where: "protocol", "websocket" %}
 {% assign sse_services = services | where: "protocol", "sse" %}
-{% if rest_services.size > 0 or websocket_services.size > 0 or sse_services.size > 0 %}
+{% assign graphql_services = services | where: "protocol", "graphql" %}
+{% if rest_services.size > 0 or websocket_services.size > 0 or sse_services.size > 0 or graphql_services.size > 0 %}
 use serde_json::{Value, json};
 {% else %}
 use serde_json::Value;
 {% endif %}
 use tokio::net::TcpListener;
-{% if websocket_services.size > 0 or sse_services.size > 0 %}
+{% if websocket_services.size > 0 or sse_services.size > 0 or graphql_services.size > 0 %}
 
 /// Upper bound for anything a streaming check waits for.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -53,7 +54,7 @@ async fn spawn_services() -> Upstreams {
 {% for s in services %}
 {% if s.protocol == 'rest' %}
     let state = {{ s.name | snake_case }}::AppState::in_memory();
-{% elsif s.protocol == 'websocket' or s.protocol == 'sse' %}
+{% elsif s.protocol == 'websocket' or s.protocol == 'sse' or s.protocol == 'graphql' %}
     let config = {{ s.name | snake_case }}::Config::default();
     let state = {{ s.name | snake_case }}::AppState::new(config);
 {% endif %}
@@ -121,6 +122,8 @@ async fn every_service_answers_through_the_gateway() {
     websocket_round_trip(&gateway, "{{ s.name }}").await;
 {% elsif s.protocol == 'sse' %}
     sse_resumption(&gateway, "{{ s.name }}").await;
+{% elsif s.protocol == 'graphql' %}
+    graphql_round_trip(&gateway, "{{ s.name }}").await;
 {% endif %}
 {% endfor %}
 }
@@ -221,6 +224,89 @@ async fn websocket_round_trip(gateway: &HttpUrl, service: &str) {
     assert_eq!(message["data"], json!({ "n": 1 }), "{service}");
     socket.close(None).await.unwrap();
 }
+{% endif %}
+{% if graphql_services.size > 0 %}
+
+/// Subscribes to item changes over a WebSocket (`graphql-transport-ws`) upgraded through
+/// the gateway, then creates an item and reads it back with GraphQL over HTTP through
+/// the gateway, receiving the change on the subscription.
+async fn graphql_round_trip(gateway: &HttpUrl, service: &str) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let url = format!("ws://{}/api/{service}/graphql/ws", gateway.authority());
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()[header::SEC_WEBSOCKET_PROTOCOL],
+        "graphql-transport-ws",
+        "{service}"
+    );
+    let init = json!({ "type": "connection_init" });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(
+        next_json(&mut socket).await["type"],
+        "connection_ack",
+        "{service}"
+    );
+    let subscribe = json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": { "query": "subscription { itemChanged { kind item { name } } }" },
+    });
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+
+    let graphql = format!("/api/{service}/graphql");
+    let create = json!({
+        "query": "mutation { createItem(input: { name: \"Widget\", category: \"tools\" }) { id } }",
+    });
+    // The subscription starts asynchronously: create items until a change arrives.
+    let changes = async {
+        loop {
+            let reply = call(gateway, Method::POST, &graphql, Some(create.clone())).await;
+            assert_eq!(reply.status, StatusCode::OK, "{service}");
+            assert_eq!(reply.headers["x-request-id"], "end-to-end");
+            let next = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                next_json(&mut socket),
+            );
+            if let Ok(event) = next.await {
+                return (reply.body, event);
+            }
+        }
+    };
+    let (created, event) = tokio::time::timeout(WAIT, changes)
+        .await
+        .expect("a change in time");
+    assert_eq!(event["type"], "next", "{service}: {event}");
+    assert_eq!(
+        event["payload"]["data"]["itemChanged"],
+        json!({ "kind": "CREATED", "item": { "name": "Widget" } }),
+        "{service}"
+    );
+
+    let read = json!({
+        "query": "query($id: ID!) { item(id: $id) { name category { name } } }",
+        "variables": { "id": created["data"]["createItem"]["id"] },
+    });
+    let reply = call(gateway, Method::POST, &graphql, Some(read)).await;
+    assert_eq!(
+        reply.body["data"]["item"],
+        json!({ "name": "Widget", "category": { "name": "tools" } }),
+        "{service}"
+    );
+    socket.close(None).await.unwrap();
+}
+{% endif %}
+{% if websocket_services.size > 0 or graphql_services.size > 0 %}
 
 /// The next text message of `socket`, parsed as JSON.
 async fn next_json<S>(socket: &mut S) -> Value

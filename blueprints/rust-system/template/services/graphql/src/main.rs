@@ -1,0 +1,33 @@
+//! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`,
+//! `GRAPHQL_MAX_DEPTH`, `GRAPHQL_MAX_COMPLEXITY`.
+
+use std::process::ExitCode;
+
+use platform::health::Readiness;
+use platform::{config, telemetry};
+
+use {{ service.name | snake_case }}::{AppState, Config, NAME, router};
+
+const DEFAULT_PORT: u16 = {{ 8081 | plus: service.index }};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{NAME}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), platform::Error> {
+    telemetry::init()?;
+    let addr = config::listen_addr(DEFAULT_PORT)?;
+    let state = AppState::new(Config::from_env()?);
+    let readiness = Readiness::new();
+    let app = router(state, readiness.clone());
+    tracing::info!(service = NAME, "starting");
+    platform::serve(addr, app, readiness).await?;
+    Ok(())
+}
