@@ -22,12 +22,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), platform::Error> {
-    telemetry::init()?;
+    let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let state = AppState::new(Config::from_env()?);
     let readiness = Readiness::new();
     let app = router(state, readiness.clone());
     tracing::info!(service = NAME, "starting");
-    platform::serve(addr, app, readiness).await?;
+    let served = platform::serve(addr, app, readiness).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }
