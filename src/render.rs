@@ -43,6 +43,9 @@ struct Context<'a> {
     description: &'a str,
     owner: &'a str,
     services: Vec<ServiceContext<'a>>,
+    /// The distinct protocols of the services, in answer order, so that a file rule's
+    /// `when` (a bare liquid condition, without filters) can ask `protocols contains 'x'`.
+    protocols: Vec<&'a str>,
     messaging: &'a crate::answers::Messaging,
     auth: &'a crate::answers::Auth,
     gateway: &'a crate::answers::Gateway,
@@ -308,6 +311,12 @@ fn context(blueprint: &Blueprint, answers: &Answers) -> Object {
                 index,
             })
             .collect(),
+        protocols: answers.services.iter().fold(Vec::new(), |mut seen, s| {
+            if !seen.contains(&s.protocol.as_str()) {
+                seen.push(&s.protocol);
+            }
+            seen
+        }),
         messaging: &answers.messaging,
         auth: &answers.auth,
         gateway: &answers.gateway,
@@ -734,6 +743,23 @@ executable = true
         assert_eq!(text(&tree, "services/carts/src/lib.rs"), "// Carts #2\n");
         assert_eq!(text(&tree, "raw.txt"), "{{ untouched }}");
         assert!(tree.get("raw.txt").unwrap().executable);
+    }
+
+    #[test]
+    fn protocols_are_distinct_and_usable_in_conditions() {
+        let bp = test_blueprint(
+            r#"
+[[files]]
+from = "grpc.txt"
+when = "protocols contains 'grpc'"
+"#,
+            &[("grpc.txt", "{{ protocols | join: ',' }}")],
+        );
+        let mixed = answers(&bp, &[("aa", "rest"), ("bb", "grpc"), ("cc", "grpc")]);
+        let tree = render(&bp, &mixed).unwrap();
+        assert_eq!(text(&tree, "grpc.txt"), "rest,grpc");
+        let rest_only = render(&bp, &answers(&bp, &[("aa", "rest")])).unwrap();
+        assert!(rest_only.get("grpc.txt").is_none());
     }
 
     #[test]

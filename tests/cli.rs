@@ -203,9 +203,26 @@ fn unknown_choices_list_the_valid_ones() {
 
 #[test]
 fn planned_choices_say_they_are_not_available_yet() {
+    let fixture = fixture_source();
     rejects(
-        &["demo", "--yes", "--service", "orders:grpc"],
-        &["services[0].protocol", "not available yet", "rest"],
+        &[
+            "demo",
+            "--yes",
+            "--blueprints",
+            fixture.to_str().unwrap(),
+            "--service",
+            "orders:grpc",
+        ],
+        &[
+            "services[0].protocol",
+            "not available yet",
+            "blueprint mini 2.0.0",
+            "rest",
+        ],
+    );
+    rejects(
+        &["demo", "--yes", "--auth", "jwt"],
+        &["auth.scheme", "not available yet"],
     );
     rejects(
         &["demo", "--yes", "--messaging", "kafka"],
@@ -564,7 +581,7 @@ fn blueprints_list_and_show() {
         .success()
         .stdout(
             predicate::str::contains("services[].protocol")
-                .and(predicate::str::contains("planned:   grpc")),
+                .and(predicate::str::contains("planned:   kafka")),
         );
 }
 

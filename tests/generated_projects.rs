@@ -310,3 +310,35 @@ fn rest_and_graphql_services_with_gateway() {
     check_hygiene(&root, true);
     build_and_test(&root);
 }
+
+#[test]
+fn rest_and_grpc_services_with_gateway() {
+    let (root, _cell) = generate(
+        "grpc-gw",
+        &[
+            "--service",
+            "catalog:rest",
+            "--service",
+            "ledger:grpc",
+            "--service",
+            "ledger-entries-for-every-customer-acct-1:grpc",
+            "--ci",
+            "none",
+        ],
+    );
+    for proto in [
+        "proto/ledger/v1/service.proto",
+        "proto/ledger_entries_for_every_customer_acct_1/v1/service.proto",
+    ] {
+        assert!(root.join(proto).is_file(), "{proto}");
+    }
+    let buf = std::fs::read_to_string(root.join("buf.yaml")).unwrap();
+    assert!(buf.contains("- path: proto"), "{buf}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains("(gRPC, `ledger.v1.ItemService`)"),
+        "README lacks the gRPC service"
+    );
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}

@@ -15,13 +15,14 @@ use platform::health::Readiness;
 {% assign websocket_services = services | where: "protocol", "websocket" %}
 {% assign sse_services = services | where: "protocol", "sse" %}
 {% assign graphql_services = services | where: "protocol", "graphql" %}
+{% assign grpc_services = services | where: "protocol", "grpc" %}
 {% if rest_services.size > 0 or websocket_services.size > 0 or sse_services.size > 0 or graphql_services.size > 0 %}
 use serde_json::{Value, json};
 {% else %}
 use serde_json::Value;
 {% endif %}
 use tokio::net::TcpListener;
-{% if websocket_services.size > 0 or sse_services.size > 0 or graphql_services.size > 0 %}
+{% if websocket_services.size > 0 or sse_services.size > 0 or graphql_services.size > 0 or grpc_services.size > 0 %}
 
 /// Upper bound for anything a streaming check waits for.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -57,6 +58,8 @@ async fn spawn_services() -> Upstreams {
 {% elsif s.protocol == 'websocket' or s.protocol == 'sse' or s.protocol == 'graphql' %}
     let config = {{ s.name | snake_case }}::Config::default();
     let state = {{ s.name | snake_case }}::AppState::new(config);
+{% elsif s.protocol == 'grpc' %}
+    let state = {{ s.name | snake_case }}::AppState::in_memory().await;
 {% endif %}
     let app = {{ s.name | snake_case }}::router(state, Readiness::new());
     let url = spawn(app).await;
@@ -124,6 +127,8 @@ async fn every_service_answers_through_the_gateway() {
     sse_resumption(&gateway, "{{ s.name }}").await;
 {% elsif s.protocol == 'graphql' %}
     graphql_round_trip(&gateway, "{{ s.name }}").await;
+{% elsif s.protocol == 'grpc' %}
+    grpc_round_trip_{{ s.name | snake_case }}(&gateway).await;
 {% endif %}
 {% endfor %}
 }
@@ -395,6 +400,53 @@ async fn sse_resumption(gateway: &HttpUrl, service: &str) {
     assert!(!received.contains("\"first\""), "{service}: {received}");
 }
 {% endif %}
+{% if grpc_services.size > 0 %}
+
+/// A gRPC client over HTTP/2 cleartext for the gateway, without the `/api/<service>`
+/// prefix: the gateway routes each call by the first segment of its package.
+fn grpc_channel() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tonic::body::Body,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+{% endif %}
+{% for s in grpc_services %}
+
+/// Through the gateway: watches the items with a server stream, creates one with a
+/// unary call and receives the change, on the gRPC service `{{ s.name }}`.
+async fn grpc_round_trip_{{ s.name | snake_case }}(gateway: &HttpUrl) {
+    use {{ s.name | snake_case }}::pb::WatchItemsRequest;
+    use {{ s.name | snake_case }}::pb::item_service_client::ItemServiceClient;
+    use {{ s.name | snake_case }}::pb::{ChangeType, CreateItemRequest};
+
+    let origin = format!("http://{}", gateway.authority()).parse().unwrap();
+    let mut client = ItemServiceClient::with_origin(grpc_channel(), origin);
+    let watch = client.watch_items(WatchItemsRequest {});
+    let mut changes = tokio::time::timeout(WAIT, watch)
+        .await
+        .expect("the stream in time")
+        .unwrap()
+        .into_inner();
+
+    let request = CreateItemRequest {
+        name: "Widget".to_owned(),
+    };
+    let created = client.create_item(request).await.unwrap().into_inner();
+    let created = created.item.unwrap();
+    assert_eq!(created.name, "Widget");
+
+    let change = tokio::time::timeout(WAIT, changes.message())
+        .await
+        .expect("a change in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.change_type(), ChangeType::Created);
+    assert_eq!(change.item, Some(created));
+}
+{% endfor %}
 
 #[tokio::test]
 async fn unreachable_service_is_a_bad_gateway() {
