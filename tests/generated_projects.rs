@@ -342,3 +342,32 @@ fn rest_and_grpc_services_with_gateway() {
     check_hygiene(&root, true);
     build_and_test(&root);
 }
+
+#[test]
+fn all_five_protocols_behind_the_gateway() {
+    let (root, _cell) = generate(
+        "all-five",
+        &[
+            "--service",
+            "catalog:rest",
+            "--service",
+            "chat:websocket",
+            "--service",
+            "feed:sse",
+            "--service",
+            "reviews:graphql",
+            "--service",
+            "ledger:grpc",
+        ],
+    );
+    for path in [
+        "openapi/catalog.yaml",
+        "schema/reviews.graphql",
+        "proto/ledger/v1/service.proto",
+        "buf.yaml",
+    ] {
+        assert!(root.join(path).is_file(), "{path}");
+    }
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}

@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), platform::Error> {
-    telemetry::init()?;
+    let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let state = AppState::in_memory().await;
     let readiness = Readiness::new();
@@ -35,6 +35,8 @@ async fn run() -> Result<(), platform::Error> {
         state.shut_down().await;
     });
     tracing::info!(service = NAME, "starting");
-    platform::serve(addr, app, readiness).await?;
+    let served = platform::serve(addr, app, readiness).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(())
 }
