@@ -12,13 +12,7 @@ const DEFAULT_PORT: u16 = 8080;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{NAME}: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    platform::exit_code(NAME, run().await)
 }
 
 async fn run() -> Result<(), platform::Error> {

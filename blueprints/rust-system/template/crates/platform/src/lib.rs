@@ -45,3 +45,15 @@ pub enum Error {
     #[error(transparent)]
     Server(#[from] server::ServerError),
 }
+
+/// The exit code of a binary whose `run` returned `result`: success, or failure after
+/// printing the error, prefixed with the binary's `name`, on stderr.
+pub fn exit_code(name: &str, result: Result<(), Error>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

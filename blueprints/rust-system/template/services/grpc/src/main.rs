@@ -13,13 +13,7 @@ const DEFAULT_PORT: u16 = {{ 8081 | plus: service.index }};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{NAME}: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    platform::exit_code(NAME, run().await)
 }
 
 async fn run() -> Result<(), platform::Error> {

@@ -16,13 +16,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{NAME}: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    platform::exit_code(NAME, run().await)
 }
 
 async fn run() -> Result<(), platform::Error> {
