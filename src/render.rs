@@ -257,10 +257,14 @@ impl Renderer {
             return Ok(FileTemplate::Static);
         }
         let (compact, chunks) = compact(&trim_tag_lines(source));
-        let template = self
-            .parser
-            .parse(&compact)
-            .map_err(|e| template_error(file, source, &e))?;
+        let template = self.parser.parse(&compact).map_err(|e| {
+            // The compact form's error shows `__text` references, not the author's
+            // text: parse the original to report what and where it really is.
+            match self.parse(file, source) {
+                Err(original) => original,
+                Ok(_) => template_error(file, source, &e),
+            }
+        })?;
         let raw = liquid::model::Value::Array(
             chunks
                 .into_iter()
@@ -341,10 +345,21 @@ fn condition_source(expr: &str) -> String {
 fn template_error(file: &str, source: &str, error: &liquid::Error) -> Error {
     let message = error.to_string();
     let line = message.lines().map(str::trim).find_map(|l| {
-        if let Some(snippet) = l.strip_prefix("from: ") {
+        let line_of = |snippet: &str| {
             source
                 .find(snippet.trim())
                 .map(|offset| source[..offset].matches('\n').count() + 1)
+        };
+        if let Some(snippet) = l.strip_prefix("from: ") {
+            line_of(snippet)
+        } else if let Some((number, snippet)) = l.split_once(" | ") {
+            // A syntax error quotes its line as `N | text`; N counts the lines after
+            // tag-only lines were trimmed, so find the text in the author's source.
+            number
+                .parse::<usize>()
+                .ok()
+                .filter(|_| !snippet.trim().is_empty())
+                .and_then(|_| line_of(snippet))
         } else {
             let name = l
                 .strip_prefix("requested variable=")
@@ -781,6 +796,20 @@ when = "protocols contains 'grpc'"
             Err(Error::Template { file, message, .. }) => {
                 assert_eq!(file, "blueprints/test-bp/template/b.txt");
                 assert!(message.contains("no_such_filter"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_show_the_authors_text_and_line() {
+        let source = "fn main() {\n    let x = 1;\n    println!(\"{{x=1}}\");\n}\n";
+        let bp = test_blueprint("", &[("main.rs", source)]);
+        match render(&bp, &answers(&bp, &[("catalog", "rest")])) {
+            Err(Error::Template { line, message, .. }) => {
+                assert_eq!(line, Some(3), "{message}");
+                assert!(message.contains("{{x=1}}"), "{message}");
+                assert!(!message.contains(RAW_VAR), "{message}");
             }
             other => panic!("{other:?}"),
         }

@@ -12,7 +12,6 @@ use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform::client::{self, HttpClient};
 use platform::{Problem, problem, propagation};
@@ -58,13 +57,11 @@ impl Gateway {
     }
 }
 
-/// An HTTP/2 cleartext client (prior knowledge) with the platform's connect timeout.
+/// An HTTP/2 cleartext client (prior knowledge) over the platform's connections.
 fn grpc_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(client::CONNECT_TIMEOUT));
     Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build(connector)
+        .build(client::connector())
 }
 
 /// How a request travels to its service.

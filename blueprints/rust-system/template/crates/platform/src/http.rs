@@ -115,8 +115,10 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use axum::http::StatusCode;
-    use http_body_util::BodyExt;
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::routing::post;
+    use http_body_util::{BodyExt, Full};
     use tower::ServiceExt;
     use tracing_subscriber::layer::SubscriberExt;
 
@@ -236,6 +238,80 @@ mod tests {
             assert!(text.contains(expected), "{expected} missing in:\n{text}");
         }
         assert!(!text.contains("/things/1"), "raw path as a label:\n{text}");
+    }
+
+    /// A gRPC service `shop.v1.Items` routed as tonic routes it: `GetItem` answers with
+    /// one message and `OK` in the trailers, `Missing` answers `NOT_FOUND` in a
+    /// trailers-only response and any other method is `UNIMPLEMENTED`.
+    fn grpc_app() -> Router {
+        async fn items(uri: Uri) -> Response<Body> {
+            let grpc = Response::builder().header("content-type", "application/grpc");
+            match uri.path().rsplit('/').next() {
+                Some("GetItem") => {
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", 0.into());
+                    let message = Full::new(Bytes::from_static(&[0; 5]));
+                    let body = message.with_trailers(async { Some(Ok(trailers)) });
+                    grpc.body(Body::new(body)).unwrap()
+                }
+                Some("Missing") => grpc.header("grpc-status", "5").body(Body::empty()).unwrap(),
+                _ => grpc
+                    .header("grpc-status", "12")
+                    .body(Body::empty())
+                    .unwrap(),
+            }
+        }
+        let routes = Router::new().route("/shop.v1.Items/{*method}", post(items));
+        app("test", routes, Readiness::new())
+    }
+
+    async fn call_grpc(app: &Router, path: &str) -> Response<Body> {
+        let request = Request::post(path)
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn grpc_calls_are_counted_by_rpc_and_the_status_in_their_trailers() {
+        let app = grpc_app();
+        for _ in 0..2 {
+            let response = call_grpc(&app, "/shop.v1.Items/GetItem").await;
+            let trailers = response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .trailers()
+                .cloned();
+            assert_eq!(trailers.unwrap()["grpc-status"], "0");
+        }
+        // The client goes away before the status: the call counts as cancelled.
+        drop(call_grpc(&app, "/shop.v1.Items/GetItem").await);
+        call_grpc(&app, "/shop.v1.Items/Missing").await;
+        // Made-up methods and services share one series.
+        call_grpc(&app, "/shop.v1.Items/Made_Up_1").await;
+        call_grpc(&app, "/other.v1.Things/Made_Up_2").await;
+
+        let text = scrape(app).await;
+        for expected in [
+            r#"grpc_server_handled_total{grpc_service="shop.v1.Items",grpc_method="GetItem",grpc_code="OK"} 2"#,
+            r#"grpc_server_handled_total{grpc_service="shop.v1.Items",grpc_method="GetItem",grpc_code="CANCELLED"} 1"#,
+            r#"grpc_server_handled_total{grpc_service="shop.v1.Items",grpc_method="Missing",grpc_code="NOT_FOUND"} 1"#,
+            r#"grpc_server_handled_total{grpc_service="unmatched",grpc_method="unmatched",grpc_code="UNIMPLEMENTED"} 2"#,
+            r#"grpc_server_handling_seconds_count{grpc_service="shop.v1.Items",grpc_method="GetItem"} 3"#,
+        ] {
+            assert!(text.contains(expected), "{expected} missing in:\n{text}");
+        }
+        assert!(
+            !text.contains("Made_Up"),
+            "made-up method as a label:\n{text}"
+        );
+        assert!(
+            !text.contains(r#"route="/shop.v1.Items"#),
+            "gRPC calls also counted as HTTP requests:\n{text}"
+        );
     }
 
     #[tokio::test]

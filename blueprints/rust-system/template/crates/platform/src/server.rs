@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::health::Readiness;
@@ -26,10 +27,18 @@ pub enum ServerError {
 
 /// Binds `addr` and serves `app` until SIGTERM or Ctrl-C, then stops accepting
 /// connections, marks `readiness` not ready and drains in-flight requests.
+///
+/// Accepted connections send small writes at once (`TCP_NODELAY`), so a response's
+/// headers and body, or HTTP/2 frames, never wait for the client's delayed ACK.
 pub async fn serve(addr: SocketAddr, app: Router, readiness: Readiness) -> Result<(), ServerError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+        .map_err(|source| ServerError::Bind { addr, source })?
+        .tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
     tracing::info!(%addr, "listening");
     axum::serve(
         listener,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -23,6 +24,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_types::StatusExt;
 
 use {{ service.name | snake_case }}::pb::item_service_client::ItemServiceClient;
+use {{ service.name | snake_case }}::pb::item_service_server::SERVICE_NAME;
 use {{ service.name | snake_case }}::pb::{
     ChangeType, CreateItemRequest, DeleteItemRequest, GetItemRequest, Item, ListItemsRequest,
     UpdateItemRequest, WatchItemsRequest,
@@ -65,12 +67,9 @@ async fn start() -> Running {
     let addr = listener.local_addr().unwrap();
     let app = router(state.clone(), Readiness::new());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    // Without TCP_NODELAY, each call waits out the peer's delayed ACK (about 40 ms).
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
     let channel = Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build(connector);
+        .build(platform::client::connector());
     Running {
         state,
         addr,
@@ -327,4 +326,44 @@ async fn http_probes_share_the_grpc_port() {
         let response = within(client.request(request)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{probe}");
     }
+}
+
+#[tokio::test]
+async fn metrics_count_each_rpc_by_its_status_code() {
+    let service = start().await;
+    let mut client = service.items();
+    let created = service.create("Widget").await;
+    let get = GetItemRequest { id: created.id };
+    client.get_item(get.clone()).await.unwrap();
+    let delete = DeleteItemRequest { id: get.id.clone() };
+    client.delete_item(delete).await.unwrap();
+    let gone = client.get_item(get).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    let invalid = GetItemRequest { id: "?".to_owned() };
+    let invalid = client.get_item(invalid).await.unwrap_err();
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+
+    let request = Request::get(format!("http://{}/metrics", service.addr))
+        .body(Body::empty())
+        .unwrap();
+    let response = within(platform::client::http_client().request(request))
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    for (method, code) in [
+        ("CreateItem", "OK"),
+        ("GetItem", "OK"),
+        ("DeleteItem", "OK"),
+        ("GetItem", "NOT_FOUND"),
+        ("GetItem", "INVALID_ARGUMENT"),
+    ] {
+        let labels =
+            format!(r#"grpc_service="{SERVICE_NAME}",grpc_method="{method}",grpc_code="{code}""#);
+        let expected = ["grpc_server_handled_total{", &labels, "} 1"].concat();
+        assert!(text.contains(&expected), "{expected} missing in:\n{text}");
+    }
+    let labels = format!(r#"grpc_service="{SERVICE_NAME}",grpc_method="GetItem""#);
+    let timed = ["grpc_server_handling_seconds_count{", &labels, "} 3"].concat();
+    assert!(text.contains(&timed), "{timed} missing in:\n{text}");
 }
