@@ -12,7 +12,7 @@ const DEFAULT_PORT: u16 = 8080;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    platform::exit_code(NAME, run().await)
+    platform::main(NAME, DEFAULT_PORT, run).await
 }
 
 async fn run() -> Result<(), platform::Error> {

@@ -1,10 +1,14 @@
-//! Liveness (`/healthz`) and readiness (`/readyz`) probes.
+//! Liveness (`/healthz`) and readiness (`/readyz`) probes, and the client side of
+//! liveness for container health checks ([`check`]).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Request, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -61,10 +65,66 @@ async fn readiness_probe(State(readiness): State<Readiness>) -> impl IntoRespons
     }
 }
 
+/// How long [`check`] waits for the answer of `/healthz`.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why [`check`] found the server not live.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Nothing answered: the server is not running or not listening there.
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        /// The probed URL.
+        url: Uri,
+        /// Why the request failed.
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The server did not answer in time.
+    #[error("no answer from {url} within {CHECK_TIMEOUT:?}")]
+    Timeout {
+        /// The probed URL.
+        url: Uri,
+    },
+    /// The server answered, but not `200 OK`.
+    #[error("{url} answered {status}")]
+    Unhealthy {
+        /// The probed URL.
+        url: Uri,
+        /// The status it answered.
+        status: StatusCode,
+    },
+}
+
+/// Asks the server listening on `listen` (its `HOST` and `PORT`; a wildcard host is
+/// reached on loopback) whether it is live: `GET /healthz` answered `200 OK` within
+/// [`CHECK_TIMEOUT`].
+pub async fn check(listen: SocketAddr) -> Result<(), CheckError> {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let url: Uri = format!("http://{}/healthz", SocketAddr::new(ip, listen.port()))
+        .parse()
+        .expect("an address and a path make a valid URI");
+    let request = Request::get(url.clone())
+        .body(Body::empty())
+        .expect("a GET without headers is a valid request");
+    let client = crate::client::http_client();
+    match tokio::time::timeout(CHECK_TIMEOUT, client.request(request)).await {
+        Err(_) => Err(CheckError::Timeout { url }),
+        Ok(Err(source)) => Err(CheckError::Unreachable { url, source }),
+        Ok(Ok(response)) if response.status() == StatusCode::OK => Ok(()),
+        Ok(Ok(response)) => Err(CheckError::Unhealthy {
+            url,
+            status: response.status(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::http::Request;
+    use tokio::net::TcpListener;
     use tower::ServiceExt;
 
     use super::*;
@@ -93,5 +153,43 @@ mod tests {
             status(routes(readiness), "/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    async fn serving(router: Router) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+
+    #[tokio::test]
+    async fn check_passes_when_the_server_is_live() {
+        let addr = serving(routes(Readiness::new())).await;
+        check(addr).await.unwrap();
+        // A server on every interface is checked on loopback.
+        let wildcard = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+        check(wildcard).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn check_fails_on_an_unhealthy_answer_or_no_server() {
+        let sick = Router::new().route(
+            "/healthz",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+        let addr = serving(sick).await;
+        let error = check(addr).await.unwrap_err();
+        assert!(
+            matches!(error, CheckError::Unhealthy { status, .. } if status == StatusCode::INTERNAL_SERVER_ERROR),
+            "{error}"
+        );
+
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let error = check(closed).await.unwrap_err();
+        assert!(matches!(error, CheckError::Unreachable { .. }), "{error}");
     }
 }

@@ -14,6 +14,8 @@ pub mod propagation;
 pub mod server;
 pub mod telemetry;
 
+use std::process::ExitCode;
+
 pub use problem::Problem;
 pub use server::serve;
 
@@ -44,16 +46,42 @@ pub enum Error {
     /// The server could not bind or failed while serving.
     #[error(transparent)]
     Server(#[from] server::ServerError),
+    /// `healthcheck` found the server not live.
+    #[error("not healthy: {0}")]
+    Unhealthy(#[from] health::CheckError),
 }
 
-/// The exit code of a binary whose `run` returned `result`: success, or failure after
-/// printing the error, prefixed with the binary's `name`, on stderr.
-pub fn exit_code(name: &str, result: Result<(), Error>) -> std::process::ExitCode {
+/// Runs the binary `name` whose server listens on `default_port` unless `PORT` says
+/// otherwise.
+///
+/// Without arguments it awaits `run` and exits 0, or 1 after printing the error on
+/// stderr. `name healthcheck` instead asks the server already running on this host
+/// whether it is live ([`health::check`]) and exits 0 or 1: the container health
+/// check of images that have no shell and no curl. Anything else is a usage error
+/// (exit 2).
+pub async fn main<F>(name: &str, default_port: u16, run: impl FnOnce() -> F) -> ExitCode
+where
+    F: Future<Output = Result<(), Error>>,
+{
+    let mut args = std::env::args_os().skip(1);
+    let result = match (args.next(), args.next()) {
+        (None, _) => run().await,
+        (Some(command), None) if command == "healthcheck" => healthcheck(default_port).await,
+        (Some(_), _) => {
+            eprintln!("usage: {name} [healthcheck]");
+            return ExitCode::from(2);
+        }
+    };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{name}: {error}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
+}
+
+async fn healthcheck(default_port: u16) -> Result<(), Error> {
+    let listen = config::listen_addr(default_port)?;
+    Ok(health::check(listen).await?)
 }

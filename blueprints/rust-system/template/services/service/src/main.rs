@@ -13,7 +13,7 @@ const DEFAULT_PORT: u16 = {{ 8081 | plus: service.index }};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    platform::exit_code(NAME, run().await)
+    platform::main(NAME, DEFAULT_PORT, run).await
 }
 
 async fn run() -> Result<(), platform::Error> {

@@ -16,7 +16,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    platform::exit_code(NAME, run().await)
+    platform::main(NAME, DEFAULT_PORT, run).await
 }
 
 async fn run() -> Result<(), platform::Error> {
