@@ -291,12 +291,10 @@ fn rest_websocket_and_sse_services_with_gateway() {
 }
 
 #[test]
-fn rest_and_graphql_services_with_gateway() {
+fn one_graphql_service_with_gateway() {
     let (root, _cell) = generate(
         "graphql-gw",
         &[
-            "--service",
-            "catalog:rest",
             "--service",
             "product-reviews-and-ratings-for-buyers-1:graphql",
         ],
@@ -312,12 +310,10 @@ fn rest_and_graphql_services_with_gateway() {
 }
 
 #[test]
-fn rest_and_grpc_services_with_gateway() {
+fn two_grpc_services_with_gateway() {
     let (root, _cell) = generate(
         "grpc-gw",
         &[
-            "--service",
-            "catalog:rest",
             "--service",
             "ledger:grpc",
             "--service",
