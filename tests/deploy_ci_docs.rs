@@ -1,0 +1,345 @@
+//! The generated CI configuration and docs, parsed rather than compared as text: every
+//! binary gets its image job, each CI provider only its own file, actions are pinned,
+//! permissions are least-privilege, deny.toml is a working cargo-deny policy, and the
+//! architecture diagram, ADR and runbooks follow the answers. Rendered in memory.
+
+use new_service::answers::{PartialAnswers, PartialCi, PartialGateway, Service};
+use new_service::blueprint::Source;
+use new_service::tree::FileTree;
+use serde_yaml::Value;
+
+const NASTY: &str = "He said \"hi\" \\ {{ name }} {% if x %} # not: a comment\n'quoted'";
+
+fn render(services: &[(&str, &str)], gateway: bool, ci: &str) -> FileTree {
+    let source = Source::builtin().unwrap();
+    let blueprint = source.blueprint(None).unwrap();
+    let answers = PartialAnswers {
+        name: Some("shop".into()),
+        description: Some(NASTY.into()),
+        owner: Some(NASTY.into()),
+        services: Some(
+            services
+                .iter()
+                .map(|(name, protocol)| Service {
+                    name: (*name).into(),
+                    protocol: (*protocol).into(),
+                })
+                .collect(),
+        ),
+        gateway: PartialGateway {
+            enabled: Some(gateway),
+        },
+        ci: PartialCi {
+            provider: Some(ci.into()),
+        },
+        ..Default::default()
+    }
+    .resolve(blueprint, true)
+    .unwrap();
+    new_service::render::render(blueprint, &answers).unwrap()
+}
+
+fn text(tree: &FileTree, path: &str) -> String {
+    String::from_utf8(
+        tree.get(path)
+            .unwrap_or_else(|| panic!("{path} missing"))
+            .contents
+            .clone(),
+    )
+    .unwrap()
+}
+
+fn yaml(tree: &FileTree, path: &str) -> Value {
+    serde_yaml::from_str(&text(tree, path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+const ALL: &[(&str, &str)] = &[
+    ("catalog", "rest"),
+    ("ledger", "grpc"),
+    ("feed", "sse"),
+    ("chat", "websocket"),
+    ("order-items", "graphql"),
+];
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+#[test]
+fn github_workflow_has_every_job_and_an_image_per_binary() {
+    for gateway in [true, false] {
+        let tree = render(ALL, gateway, "github");
+        assert!(tree.get(".gitlab-ci.yml").is_none());
+        let wf = yaml(&tree, ".github/workflows/ci.yml");
+        let jobs = wf["jobs"].as_mapping().unwrap();
+        let names: Vec<&str> = jobs.keys().map(str_of).collect();
+        assert_eq!(
+            names,
+            ["fmt", "clippy", "test", "audit", "images", "manifests"]
+        );
+
+        // Least privilege: read-only at the top, packages: write only for images.
+        assert_eq!(str_of(&wf["permissions"]["contents"]), "read");
+        assert!(wf["permissions"]["packages"].is_null());
+        for (name, job) in jobs {
+            let name = str_of(name);
+            assert!(
+                job["timeout-minutes"].as_u64().is_some(),
+                "{name}: no timeout"
+            );
+            let write = job["permissions"]["packages"].as_str() == Some("write");
+            assert_eq!(write, name == "images", "{name}: permissions");
+        }
+        assert!(wf["concurrency"]["group"].as_str().is_some());
+
+        // Every action pinned to a full commit SHA with its version in a comment.
+        let source = text(&tree, ".github/workflows/ci.yml");
+        let uses: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("uses: "))
+            .collect();
+        assert!(uses.len() >= 8);
+        for u in uses {
+            let (action, rest) = u.split_once('@').unwrap();
+            let (sha, comment) = rest.split_once("  # v").unwrap_or_else(|| panic!("{u}"));
+            assert!(
+                sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{action} not pinned to a SHA"
+            );
+            assert!(comment.chars().next().unwrap().is_ascii_digit(), "{u}");
+        }
+
+        // The image matrix: one entry per service, plus the gateway when there is one.
+        let include = wf["jobs"]["images"]["strategy"]["matrix"]["include"]
+            .as_sequence()
+            .unwrap();
+        let mut expected: Vec<(String, String)> = ALL
+            .iter()
+            .map(|(s, _)| (s.to_string(), format!("services/{s}/Dockerfile")))
+            .collect();
+        if gateway {
+            expected.push(("gateway".into(), "gateway/Dockerfile".into()));
+        }
+        let got: Vec<(String, String)> = include
+            .iter()
+            .map(|e| (str_of(&e["image"]).into(), str_of(&e["dockerfile"]).into()))
+            .collect();
+        assert_eq!(got, expected);
+
+        // Images are pushed on main only; the build context is the repository root.
+        let steps = wf["jobs"]["images"]["steps"].as_sequence().unwrap();
+        let build = steps
+            .iter()
+            .find(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("docker/build-push-action@"))
+            })
+            .unwrap();
+        assert_eq!(str_of(&build["with"]["context"]), ".");
+        let push = str_of(&build["with"]["push"]);
+        assert!(push.contains("github.event_name == 'push'") && push.contains("refs/heads/main"));
+
+        // The jobs run the commands the README promises.
+        let runs: String = jobs
+            .values()
+            .flat_map(|j| j["steps"].as_sequence().unwrap())
+            .filter_map(|s| s["run"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for needle in [
+            "cargo fmt --all -- --check",
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            "cargo test --workspace",
+            "cargo deny check",
+            "deploy/k8s/overlays/$overlay",
+            "for overlay in dev prod",
+        ] {
+            assert!(runs.contains(needle), "workflow lacks {needle}");
+        }
+    }
+}
+
+#[test]
+fn gitlab_pipeline_has_the_same_stages_and_an_image_per_binary() {
+    let tree = render(&[("catalog", "rest"), ("ledger", "grpc")], false, "gitlab");
+    assert!(tree.get(".github/workflows/ci.yml").is_none());
+    let ci = yaml(&tree, ".gitlab-ci.yml");
+    let stages: Vec<&str> = ci["stages"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(
+        stages,
+        ["fmt", "lint", "test", "audit", "images", "manifests"]
+    );
+    for job in ["fmt", "clippy", "test", "audit", "images", "manifests"] {
+        assert!(
+            stages.contains(&str_of(&ci[job]["stage"])),
+            "{job} has no known stage"
+        );
+    }
+    let matrix = ci["images"]["parallel"]["matrix"].as_sequence().unwrap();
+    let images: Vec<(&str, &str)> = matrix
+        .iter()
+        .map(|e| (str_of(&e["IMAGE"]), str_of(&e["DOCKERFILE"])))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("catalog", "services/catalog/Dockerfile"),
+            ("ledger", "services/ledger/Dockerfile")
+        ]
+    );
+    // Pushed from the default branch only.
+    let script = ci["images"]["script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.contains(r#"if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ]"#));
+    assert!(script.contains("--push"));
+    // The Rust jobs cache the registry and the target directory.
+    let paths: Vec<&str> = ci[".rust"]["cache"]["paths"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect();
+    assert!(paths.contains(&"target/") && paths.contains(&".cargo/registry/cache/"));
+}
+
+#[test]
+fn no_ci_provider_generates_neither_file() {
+    let tree = render(&[("catalog", "rest")], true, "none");
+    assert!(tree.get(".gitlab-ci.yml").is_none());
+    assert!(tree.paths().all(|p| !p.starts_with(".github/")));
+    assert!(!text(&tree, "README.md").contains("## CI"));
+    // The dependency policy is there whatever the CI.
+    assert!(tree.get("deny.toml").is_some());
+}
+
+#[test]
+fn deny_toml_is_a_cargo_deny_policy() {
+    let tree = render(&[("catalog", "rest")], true, "github");
+    let deny: toml::Table = toml::from_str(&text(&tree, "deny.toml")).unwrap();
+    let allow: Vec<&str> = deny["licenses"]["allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    // The licenses of the pinned dependency set (see the blueprint's Cargo.toml).
+    for license in ["MIT", "Apache-2.0", "Unicode-3.0", "BSD-3-Clause", "Zlib"] {
+        assert!(allow.contains(&license), "{license} not allowed");
+    }
+    assert!(!allow.iter().any(|l| l.contains("GPL")), "copyleft allowed");
+    assert_eq!(deny["licenses"]["private"]["ignore"].as_bool(), Some(true));
+    assert_eq!(deny["sources"]["unknown-git"].as_str(), Some("deny"));
+    assert_eq!(deny["sources"]["unknown-registry"].as_str(), Some("deny"));
+    assert_eq!(deny["bans"]["wildcards"].as_str(), Some("deny"));
+}
+
+#[test]
+fn yamllint_config_disables_document_start_and_allows_on() {
+    let tree = render(&[("catalog", "rest")], true, "github");
+    let config = yaml(&tree, ".yamllint.yaml");
+    assert_eq!(str_of(&config["rules"]["document-start"]), "disable");
+    assert_eq!(config["rules"]["line-length"]["max"].as_u64(), Some(120));
+    let truthy: Vec<&str> = config["rules"]["truthy"]["allowed-values"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect();
+    assert!(truthy.contains(&"on"));
+}
+
+#[test]
+fn architecture_diagram_has_a_node_and_an_edge_per_service() {
+    for gateway in [true, false] {
+        let tree = render(ALL, gateway, "github");
+        let doc = text(&tree, "docs/architecture.md");
+        let start = doc.find("```mermaid\n").unwrap() + "```mermaid\n".len();
+        let diagram = &doc[start..start + doc[start..].find("```").unwrap()];
+        assert!(diagram.starts_with("flowchart LR\n"));
+        for (i, (name, _)) in ALL.iter().enumerate() {
+            let node = format!("svc_{}[\"{name} :{}\"]", name.replace('-', "_"), 8081 + i);
+            let from = if gateway { "gateway -->" } else { "client -->" };
+            assert!(
+                diagram
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(from) && l.ends_with(&node)),
+                "no edge to {node} (gateway: {gateway})"
+            );
+        }
+        assert_eq!(
+            diagram.contains("gateway[\"gateway :8080<br/>auth: none\"]"),
+            gateway
+        );
+        assert!(diagram.contains("%% No message broker"));
+        // Free text stays out of the diagram, where it could break the syntax.
+        assert!(!diagram.contains("He said"));
+        assert!(doc.contains("adr/0001-architecture-choices.md"));
+    }
+}
+
+#[test]
+fn adr_records_the_answers() {
+    let tree = render(&[("catalog", "rest"), ("ledger", "grpc")], false, "gitlab");
+    let adr = text(&tree, "docs/adr/0001-architecture-choices.md");
+    assert!(adr.contains("| `catalog` | rest | 8081 |"));
+    assert!(adr.contains("| `ledger` | grpc | 8082 |"));
+    assert!(adr.contains("- **REST**") && adr.contains("- **gRPC**"));
+    assert!(!adr.contains("- **GraphQL**") && !adr.contains("- **WebSocket**"));
+    assert!(adr.contains("No gateway"));
+    assert!(adr.contains("GitLab CI (`.gitlab-ci.yml`)"));
+    assert!(adr.contains("`messaging.broker = \"none\"`"));
+    assert!(adr.contains("`auth.scheme = \"none\"`"));
+    assert!(adr.contains("kubectl") || adr.contains("deploy/k8s/base/"));
+}
+
+#[test]
+fn runbooks_have_deployment_notes_with_ports_and_names() {
+    let tree = render(ALL, true, "github");
+    for (i, (name, _)) in ALL.iter().enumerate() {
+        let port = 8081 + i;
+        let runbook = text(&tree, &format!("docs/runbooks/{name}.md"));
+        let section = &runbook[runbook.find("## Deployment").unwrap()..];
+        let section = &section[..section[3..].find("\n## ").unwrap()];
+        for needle in [
+            format!("Deployment `{name}` and Service `{name}` (port {port})"),
+            format!("`GET /healthz` on port {port}"),
+            format!("`GET /readyz` on port {port}"),
+            format!("`{name} healthcheck`"),
+            format!("services/{name}/Dockerfile"),
+            format!("http://{name}:{port}"),
+        ] {
+            assert!(section.contains(&needle), "{name}: lacks {needle}");
+        }
+    }
+    let gateway = text(&tree, "docs/runbooks/gateway.md");
+    assert!(gateway.contains("Deployment `gateway` and Service `gateway` (port 8080)"));
+    assert!(gateway.contains("`ORDER_ITEMS_URL=http://order-items:8085`"));
+}
+
+#[test]
+fn readme_has_quick_starts_for_compose_and_kubernetes() {
+    let tree = render(ALL, true, "github");
+    let readme = text(&tree, "README.md");
+    for needle in [
+        "cargo run -p catalog",
+        "docker compose -f deploy/compose.yaml up --build",
+        "kubectl apply -k deploy/k8s/overlays/dev",
+        "cargo deny check",
+        "## CI",
+        "(docs/runbooks/catalog.md)",
+        "(docs/adr/0001-architecture-choices.md)",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+}
