@@ -45,6 +45,7 @@ string_filters! {
     YamlParser / Yaml = "yaml_str", "a double-quoted YAML scalar", yaml_str;
     JsonParser / Json = "json_str", "a quoted JSON string", json_str;
     RustParser / Rust = "rust_str", "a Rust string literal", rust_str;
+    DockerfileParser / Dockerfile = "dockerfile_str", "a double-quoted Dockerfile word", dockerfile_str;
 }
 
 /// A TOML basic string: `"` and `\` escaped, control characters as escapes.
@@ -91,6 +92,27 @@ pub fn rust_str(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// A double-quoted Dockerfile word, as in `LABEL key="value"`: `"`, `\` and `$` (which
+/// would start a variable) escaped with a backslash. An instruction is one line and a
+/// quoted word has no escape for control characters, so each of them, a newline
+/// included, becomes a space.
+pub fn dockerfile_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +150,47 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_str(&format!("{{\"v\": {}}}", json_str(NASTY))).unwrap();
         assert_eq!(doc["v"].as_str(), Some(NASTY));
+    }
+
+    /// Reads a double-quoted word the way BuildKit's shell lexer does: a backslash escapes
+    /// `"`, `$` and itself and is kept before anything else; `$` starts a variable.
+    fn dockerfile_unquote(word: &str) -> String {
+        let inner = word
+            .strip_prefix('"')
+            .and_then(|w| w.strip_suffix('"'))
+            .expect("a quoted word");
+        let mut out = String::new();
+        let mut chars = inner.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if matches!(chars.peek(), Some('"' | '$' | '\\')) => {
+                    out.push(chars.next().unwrap());
+                }
+                '"' => panic!("unescaped quote in {word}"),
+                '$' => panic!("unescaped $ in {word}"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dockerfile_round_trips_but_for_control_characters() {
+        let word = dockerfile_str(NASTY);
+        assert!(!word.contains(['\n', '\r', '\u{2028}']), "{word}");
+        let expected: String = NASTY
+            .chars()
+            .map(|c| {
+                if c.is_control() || c == '\u{2028}' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        assert_eq!(dockerfile_unquote(&word), expected);
+        let money = "costs $HOME ${x} \\$";
+        assert_eq!(dockerfile_unquote(&dockerfile_str(money)), money);
     }
 
     #[test]

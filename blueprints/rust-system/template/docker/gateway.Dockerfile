@@ -1,0 +1,63 @@
+{% assign binary = "gateway" %}
+{% assign port = 8080 %}
+{% assign dockerfile = "gateway/Dockerfile" %}
+{% assign what = "the API gateway" %}
+{% assign summary = "The API gateway of " | append: name | append: ": " | append: description %}
+{% comment %}
+  service.Dockerfile with the assignments above made for the gateway; keep the
+  two identical below this line (tests/deploy_docker.rs checks it).
+{% endcomment %}
+# The image of {{ what }}. The build context is the repository root, because the
+# binary builds with the whole workspace:
+#
+#   docker build -f {{ dockerfile }} -t {{ name }}-{{ binary }} .
+#
+# Stages: `chef` (the toolchain and cargo-chef), `planner` (the recipe: every manifest and
+# the lockfile), `builder` (the binary's dependencies in a layer of their own, cached
+# until the recipe changes, then the binary) and a distroless runtime image with nothing
+# but the binary, running as a non-root user.
+
+# The toolchain pinned in rust-toolchain.toml: change both together.
+FROM rust:1.95.0-slim-bookworm AS chef
+RUN cargo install cargo-chef --version 0.1.78 --locked
+WORKDIR /app
+
+FROM chef AS planner
+COPY . .
+# The recipe holds every Cargo.toml of the workspace and the Cargo.lock. A repository
+# without a committed Cargo.lock gets one resolved here (commit yours to pin every
+# transitive dependency for every build).
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /app/recipe.json recipe.json
+# Compiles only the dependencies of this binary. The workspace's own crates, and build
+# scripts such as the proto compilation of gRPC services, are empty stand-ins here; the
+# real ones are built below, after the sources are copied.
+RUN cargo chef cook --release --locked --package {{ binary }} --recipe-path recipe.json
+COPY . .
+# --locked: build with exactly the versions the dependency layer was cooked with, the
+# planner's Cargo.lock (the recipe's copy masks the workspace crates' versions).
+COPY --from=planner /app/Cargo.lock Cargo.lock
+RUN cargo build --release --locked --package {{ binary }} --bin {{ binary }}
+
+# Runtime: glibc and libgcc as in Debian 12 (the builder's release), no shell, no package
+# manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="{{ name }}-{{ binary }}" \
+      org.opencontainers.image.description={{ summary | dockerfile_str }} \
+{% if owner != "" %}
+      org.opencontainers.image.authors={{ owner | dockerfile_str }} \
+{% endif %}
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+COPY --from=builder /app/target/release/{{ binary }} /usr/local/bin/{{ binary }}
+# Listen on every interface of the container, on the binary's default port.
+ENV HOST=0.0.0.0 \
+    PORT={{ port }}
+EXPOSE {{ port }}
+# The distroless `nonroot` user, by number so that Kubernetes can verify runAsNonRoot.
+USER 65532:65532
+# The image has no shell and no curl: the binary probes its own /healthz.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/{{ binary }}", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/{{ binary }}"]
