@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use serde::Deserialize;
+
 /// One cell at a time, from generation to the last cargo command. The cells share a
 /// target directory in which same-named crates of different systems share artifacts;
 /// cargo tells them apart by source mtimes, so a cell's files must be written after the
@@ -107,8 +109,10 @@ fn check_hygiene(root: &Path, leftovers: bool) {
         let syntax = if path.ends_with(".toml") || path.ends_with("Cargo.lock") {
             text.parse::<toml::Table>().err().map(|e| e.to_string())
         } else if path.ends_with(".yaml") || path.ends_with(".yml") {
-            serde_yaml::from_str::<serde_yaml::Value>(&text)
-                .err()
+            // Kubernetes manifests hold several documents.
+            serde_yaml::Deserializer::from_str(&text)
+                .map(serde_yaml::Value::deserialize)
+                .find_map(Result::err)
                 .map(|e| e.to_string())
         } else if path.ends_with(".json") {
             serde_json::from_str::<serde_json::Value>(&text)
