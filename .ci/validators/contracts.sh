@@ -6,7 +6,7 @@ root=${1:?usage: contracts.sh MATRIX_ROOT}
 
 specs=("$root"/*/openapi/*.yaml)
 [ -e "${specs[0]}" ] || { echo "no generated OpenAPI documents under $root" >&2; exit 1; }
-npx --yes @redocly/cli@2.77.0 lint "${specs[@]}"
+npx --yes @redocly/cli@2.77.0 lint --config "$(dirname "$0")/redocly.yaml" "${specs[@]}"
 echo "redocly lint: ${#specs[@]} OpenAPI documents clean"
 
 linted=0
