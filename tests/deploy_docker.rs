@@ -188,7 +188,7 @@ fn every_binary_gets_a_multi_stage_non_root_dockerfile() {
                 format!("rust:{channel}-slim-bookworm AS chef").as_str(),
                 "chef AS planner",
                 "chef AS builder",
-                "gcr.io/distroless/cc-debian12:nonroot",
+                "gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f",
             ],
             "{path}"
         );

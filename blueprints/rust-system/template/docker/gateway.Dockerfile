@@ -42,14 +42,16 @@ COPY --from=planner /app/Cargo.lock Cargo.lock
 RUN cargo build --release --locked --package {{ binary }} --bin {{ binary }}
 
 # Runtime: glibc and libgcc as in Debian 12 (the builder's release), no shell, no package
-# manager.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# manager. Pinned by digest, since distroless tags move; to take its security updates,
+# bump it with `docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot`.
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 LABEL org.opencontainers.image.title="{{ name }}-{{ binary }}" \
       org.opencontainers.image.description={{ summary | dockerfile_str }} \
 {% if owner != "" %}
       org.opencontainers.image.authors={{ owner | dockerfile_str }} \
 {% endif %}
-      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot" \
+      org.opencontainers.image.base.digest="sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f"
 COPY --from=builder /app/target/release/{{ binary }} /usr/local/bin/{{ binary }}
 # Listen on every interface of the container, on the binary's default port.
 ENV HOST=0.0.0.0 \
