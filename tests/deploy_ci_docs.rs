@@ -3,50 +3,24 @@
 //! permissions are least-privilege, deny.toml is a working cargo-deny policy, and the
 //! architecture diagram, ADR and runbooks follow the answers. Rendered in memory.
 
-use new_service::answers::{PartialAnswers, PartialCi, PartialGateway, Service};
-use new_service::blueprint::Source;
+mod common;
+
+use common::{answers, text};
+use new_service::answers::{PartialAnswers, PartialCi};
 use new_service::tree::FileTree;
 use serde_yaml::Value;
 
 const NASTY: &str = "He said \"hi\" \\ {{ name }} {% if x %} # not: a comment\n'quoted'";
 
 fn render(services: &[(&str, &str)], gateway: bool, ci: &str) -> FileTree {
-    let source = Source::builtin().unwrap();
-    let blueprint = source.blueprint(None).unwrap();
-    let answers = PartialAnswers {
-        name: Some("shop".into()),
+    common::render(PartialAnswers {
         description: Some(NASTY.into()),
         owner: Some(NASTY.into()),
-        services: Some(
-            services
-                .iter()
-                .map(|(name, protocol)| Service {
-                    name: (*name).into(),
-                    protocol: (*protocol).into(),
-                })
-                .collect(),
-        ),
-        gateway: PartialGateway {
-            enabled: Some(gateway),
-        },
         ci: PartialCi {
             provider: Some(ci.into()),
         },
-        ..Default::default()
-    }
-    .resolve(blueprint, true)
-    .unwrap();
-    new_service::render::render(blueprint, &answers).unwrap()
-}
-
-fn text(tree: &FileTree, path: &str) -> String {
-    String::from_utf8(
-        tree.get(path)
-            .unwrap_or_else(|| panic!("{path} missing"))
-            .contents
-            .clone(),
-    )
-    .unwrap()
+        ..answers(services, gateway)
+    })
 }
 
 fn yaml(tree: &FileTree, path: &str) -> Value {

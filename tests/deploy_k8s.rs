@@ -5,8 +5,10 @@
 //! free text is escaped. (Schema validation, kustomize, checkov and yamllint run over
 //! the generated matrix in `.ci/validators/k8s.sh`.)
 
-use new_service::answers::{PartialAnswers, PartialGateway, Service};
-use new_service::blueprint::Source;
+mod common;
+
+use common::{answers, text};
+use new_service::answers::PartialAnswers;
 use new_service::tree::FileTree;
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -24,39 +26,11 @@ const SERVICES: &[(&str, &str)] = &[
 ];
 
 fn render(gateway: bool, services: &[(&str, &str)]) -> FileTree {
-    let source = Source::builtin().unwrap();
-    let blueprint = source.blueprint(None).unwrap();
-    let answers = PartialAnswers {
-        name: Some("shop".into()),
+    common::render(PartialAnswers {
         description: Some(DESCRIPTION.into()),
         owner: Some(OWNER.into()),
-        services: Some(
-            services
-                .iter()
-                .map(|(name, protocol)| Service {
-                    name: (*name).into(),
-                    protocol: (*protocol).into(),
-                })
-                .collect(),
-        ),
-        gateway: PartialGateway {
-            enabled: Some(gateway),
-        },
-        ..Default::default()
-    }
-    .resolve(blueprint, true)
-    .unwrap();
-    new_service::render::render(blueprint, &answers).unwrap()
-}
-
-fn text(tree: &FileTree, path: &str) -> String {
-    String::from_utf8(
-        tree.get(path)
-            .unwrap_or_else(|| panic!("{path} missing"))
-            .contents
-            .clone(),
-    )
-    .unwrap()
+        ..answers(services, gateway)
+    })
 }
 
 /// Every YAML document of a file, empty ones (comments only) left out.

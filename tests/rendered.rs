@@ -2,44 +2,17 @@
 //! workspace manifest and the architecture diagram of a two-service system, with and
 //! without the gateway. Rendered in memory through the library; nothing is written.
 
-use new_service::answers::{PartialAnswers, PartialGateway, Service};
-use new_service::blueprint::Source;
+mod common;
+
+use common::{answers, text};
+use new_service::answers::PartialAnswers;
 use new_service::tree::FileTree;
 
 fn render(gateway: bool) -> FileTree {
-    let source = Source::builtin().unwrap();
-    let blueprint = source.blueprint(None).unwrap();
-    let answers = PartialAnswers {
-        name: Some("shop".into()),
+    common::render(PartialAnswers {
         owner: Some("Team Shop".into()),
-        services: Some(vec![
-            Service {
-                name: "catalog".into(),
-                protocol: "rest".into(),
-            },
-            Service {
-                name: "order-items".into(),
-                protocol: "rest".into(),
-            },
-        ]),
-        gateway: PartialGateway {
-            enabled: Some(gateway),
-        },
-        ..Default::default()
-    }
-    .resolve(blueprint, true)
-    .unwrap();
-    new_service::render::render(blueprint, &answers).unwrap()
-}
-
-fn text(tree: &FileTree, path: &str) -> String {
-    String::from_utf8(
-        tree.get(path)
-            .unwrap_or_else(|| panic!("{path} missing"))
-            .contents
-            .clone(),
-    )
-    .unwrap()
+        ..answers(&[("catalog", "rest"), ("order-items", "rest")], gateway)
+    })
 }
 
 #[test]
