@@ -80,14 +80,34 @@ impl Upstreams {
     }
 }
 
+/// Everything the gateway reads from the environment; see `docs/runbooks/gateway.md`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where each service is.
+    pub upstreams: Upstreams,
+}
+
+impl Config {
+    /// The configuration for `upstreams`, with what the environment would set left at
+    /// its defaults.
+    pub fn new(upstreams: Upstreams) -> Self {
+        Self { upstreams }
+    }
+
+    /// Reads the whole configuration from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(Upstreams::from_env()?))
+    }
+}
+
 /// The gateway's API: `/api/<service>/...`, gRPC calls by service name and the shared
 /// platform routes.
-pub fn router(upstreams: Upstreams, readiness: Readiness) -> Router {
+pub fn router(config: Config, readiness: Readiness) -> Router {
     let api = Router::new()
         .route("/api/{service}", any(proxy::forward_api))
         .route("/api/{service}/", any(proxy::forward_api))
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
-        .with_state(Gateway::new(upstreams));
+        .with_state(Gateway::new(config.upstreams));
     platform::http::app(NAME, api, readiness)
 }

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use gateway::{NAME, Upstreams, router};
+use gateway::{Config, NAME, router};
 use platform::health::Readiness;
 use platform::{config, telemetry};
 
@@ -18,9 +18,9 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), platform::Error> {
     let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
-    let upstreams = Upstreams::from_env()?;
+    let config = Config::from_env()?;
     let readiness = Readiness::new();
-    let app = router(upstreams, readiness.clone());
+    let app = router(config, readiness.clone());
     tracing::info!(service = NAME, "starting");
     let served = platform::serve(addr, app, readiness).await;
     telemetry.shutdown().await;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use gateway::{SERVICES, Upstreams};
+use gateway::{Config, SERVICES, Upstreams};
 use http_body_util::BodyExt;
 use platform::client::http_client;
 use platform::config::HttpUrl;
@@ -45,7 +45,7 @@ async fn spawn(app: Router) -> HttpUrl {
 
 /// Starts the gateway in front of `upstreams` and returns its base URL.
 async fn spawn_gateway(upstreams: Upstreams) -> HttpUrl {
-    spawn(gateway::router(upstreams, Readiness::new())).await
+    spawn(gateway::router(Config::new(upstreams), Readiness::new())).await
 }
 
 /// Starts every service and returns where each one listens.

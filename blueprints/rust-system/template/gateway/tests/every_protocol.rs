@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
-use gateway::Upstreams;
+use gateway::{Config, Upstreams};
 use http_body_util::channel::{Channel, Sender};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -64,7 +64,7 @@ async fn spawn_gateway(services: &[(&str, SocketAddr)]) -> SocketAddr {
     for (name, addr) in services {
         upstreams.insert(*name, format!("http://{addr}").parse().unwrap());
     }
-    spawn(gateway::router(upstreams, Readiness::new())).await
+    spawn(gateway::router(Config::new(upstreams), Readiness::new())).await
 }
 
 /// An address nothing listens on.

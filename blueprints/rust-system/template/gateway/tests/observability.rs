@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::routing::get;
-use gateway::Upstreams;
+use gateway::{Config, Upstreams};
 use http_body_util::BodyExt;
 use platform::client::http_client;
 use platform::config::HttpUrl;
@@ -63,7 +63,7 @@ async fn gateway_to_echo() -> HttpUrl {
     );
     let mut upstreams = Upstreams::default();
     upstreams.insert("echo", spawn(echo).await);
-    spawn(gateway::router(upstreams, Readiness::new())).await
+    spawn(gateway::router(Config::new(upstreams), Readiness::new())).await
 }
 
 async fn get_text(base: &HttpUrl, path: &str, headers: HeaderMap) -> (StatusCode, String) {
