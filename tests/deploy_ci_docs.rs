@@ -323,3 +323,15 @@ fn readme_has_quick_starts_for_compose_and_kubernetes() {
         assert!(readme.contains(needle), "README lacks {needle}");
     }
 }
+
+#[test]
+fn without_authentication_the_readme_and_the_gateway_say_so() {
+    let tree = render(&[("catalog", "rest")], true, "github");
+    let readme = text(&tree, "README.md");
+    assert!(readme.contains("> **No authentication.**"), "{readme}");
+    let main = text(&tree, "gateway/src/main.rs");
+    assert!(
+        main.contains("tracing::warn!(") && main.contains("authentication is off"),
+        "{main}"
+    );
+}

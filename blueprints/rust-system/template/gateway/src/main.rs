@@ -22,6 +22,11 @@ async fn run() -> Result<(), platform::Error> {
     let readiness = Readiness::new();
     let app = router(config, readiness.clone());
     tracing::info!(service = NAME, "starting");
+{% if auth.scheme == 'none' %}
+    tracing::warn!(
+        "authentication is off (auth.scheme = \"none\"): every route answers any client"
+    );
+{% endif %}
     let served = platform::serve(addr, app, readiness).await;
     telemetry.shutdown().await;
     served?;
