@@ -223,6 +223,8 @@ async fn forward(
             &replay,
         ) {
             (Some(backoff), Some(head)) => {
+                // Frees the failed response's connection before waiting.
+                drop(result);
                 tracing::info!(
                     service,
                     attempt,

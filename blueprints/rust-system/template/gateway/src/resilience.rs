@@ -101,10 +101,7 @@ impl ResilienceConfig {
             max_backoff: optional_millis("UPSTREAM_RETRY_BACKOFF_MAX_MS")?
                 .unwrap_or(defaults.max_backoff),
             retry_budget_percent: budget_percent(defaults.retry_budget_percent)?,
-            retry_budget_min_per_sec: config::optional_var("UPSTREAM_RETRY_BUDGET_MIN_PER_SEC")?
-                .map(|value| bounded("UPSTREAM_RETRY_BUDGET_MIN_PER_SEC", value, 1_000_000))
-                .transpose()?
-                .unwrap_or(defaults.retry_budget_min_per_sec),
+            retry_budget_min_per_sec: budget_min_per_sec(defaults.retry_budget_min_per_sec)?,
             breaker_failures: at_least_one("UPSTREAM_BREAKER_FAILURES", defaults.breaker_failures)?,
             breaker_cooldown: optional_millis("UPSTREAM_BREAKER_COOLDOWN_MS")?
                 .unwrap_or(defaults.breaker_cooldown),
@@ -149,6 +146,20 @@ where
             value: value.to_string(),
             reason: format!("expected a number from 1 to {}", max.to_string()),
         })
+    }
+}
+
+/// `UPSTREAM_RETRY_BUDGET_MIN_PER_SEC`: from 0 (no floor) to a million.
+fn budget_min_per_sec(default: u32) -> Result<u32, ConfigError> {
+    const NAME: &str = "UPSTREAM_RETRY_BUDGET_MIN_PER_SEC";
+    match config::optional_var::<u32>(NAME)? {
+        None => Ok(default),
+        Some(floor) if floor <= 1_000_000 => Ok(floor),
+        Some(floor) => Err(ConfigError::Invalid {
+            name: NAME,
+            value: floor.to_string(),
+            reason: "expected a number from 0 to 1000000".to_owned(),
+        }),
     }
 }
 
@@ -420,6 +431,16 @@ fn full_jitter(base: Duration, max: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_must_be_in_range() {
+        assert_eq!(bounded("X", 5_u32, 10), Ok(5));
+        assert_eq!(bounded("X", 10_u32, 10), Ok(10));
+        for value in [0_u32, 11] {
+            let error = bounded("X", value, 10).unwrap_err();
+            assert!(error.to_string().contains("from 1 to 10"), "{error}");
+        }
+    }
 
     #[test]
     fn only_idempotent_methods_are_retried() {

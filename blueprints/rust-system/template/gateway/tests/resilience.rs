@@ -331,7 +331,7 @@ async fn open_breaker_fails_fast_without_calling_the_service_then_recovers() {
 #[tokio::test]
 async fn failed_probe_reopens_the_breaker() {
     let (url, calls) = fake(|_| async { status(StatusCode::BAD_GATEWAY) }).await;
-    let cooldown = Duration::from_millis(500);
+    let cooldown = Duration::from_secs(1);
     let gateway = gateway(
         url,
         ResilienceConfig {
