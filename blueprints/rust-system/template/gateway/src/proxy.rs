@@ -17,7 +17,7 @@ use platform::client::{self, HttpClient};
 use platform::{Problem, problem, propagation};
 use tracing::Instrument;
 
-use crate::resilience::{self, Outcome, Rejection, Resilience};
+use crate::resilience::{self, Rejection, Resilience};
 use crate::{ResilienceConfig, Upstreams};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -192,53 +192,9 @@ async fn forward(
         && resilience::is_idempotent(&parts.method)
         && body.is_end_stream())
     .then(|| parts.clone());
-    let timeout = admission.timeout();
-    let mut request = Request::from_parts(parts, body);
-    let mut attempt = 1;
-    let mut response = loop {
-        let (outcome, result) = match tokio::time::timeout(timeout, client.request(request)).await {
-            Ok(Ok(response)) => (Outcome::of_status(response.status()), Ok(response)),
-            Ok(Err(error)) => {
-                tracing::warn!(service, %upstream, %error, attempt, "upstream request failed");
-                // Only a connection that was never made surely left the request unsent.
-                let outcome = if error.is_connect() {
-                    Outcome::Transient
-                } else {
-                    Outcome::Failure
-                };
-                let problem = Problem::bad_gateway(format!("service {service:?} is unreachable"));
-                (outcome, Err(problem))
-            }
-            Err(_) => {
-                let timeout_ms = timeout.as_millis();
-                tracing::warn!(service, %upstream, timeout_ms, attempt, "upstream timed out");
-                let problem = Problem::new(StatusCode::GATEWAY_TIMEOUT).with_detail(format!(
-                    "service {service:?} did not answer within {timeout_ms} ms"
-                ));
-                (Outcome::Transient, Err(problem))
-            }
-        };
-        match (
-            admission.record(outcome, attempt, replay.is_some()),
-            &replay,
-        ) {
-            (Some(backoff), Some(head)) => {
-                // Frees the failed response's connection before waiting.
-                drop(result);
-                tracing::info!(
-                    service,
-                    attempt,
-                    ?outcome,
-                    ?backoff,
-                    "retrying upstream request"
-                );
-                tokio::time::sleep(backoff).await;
-                request = Request::from_parts(head.clone(), Body::empty());
-                attempt += 1;
-            }
-            _ => break result?,
-        }
-    };
+    let mut response = admission
+        .send(client, Request::from_parts(parts, body), replay, upstream)
+        .await?;
     // The service answered: the request leaves the bulkhead while its body streams.
     drop(admission);
 

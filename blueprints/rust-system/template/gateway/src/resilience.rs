@@ -25,8 +25,13 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
-use platform::config::{self, ConfigError};
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use platform::Problem;
+use platform::client::HttpClient;
+use platform::config::{self, ConfigError, HttpUrl};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -188,7 +193,7 @@ pub(crate) enum Rejection {
 
 /// How one attempt at calling a service ended, as the breaker and retries see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+enum Outcome {
     /// Response headers other than 5xx: the service works.
     Success,
     /// A failure that a retry may fix: connect error, timeout, 502, 503 or 504.
@@ -200,7 +205,7 @@ pub(crate) enum Outcome {
 
 impl Outcome {
     /// The outcome of response headers with `status`.
-    pub(crate) fn of_status(status: StatusCode) -> Self {
+    fn of_status(status: StatusCode) -> Self {
         match status {
             StatusCode::BAD_GATEWAY
             | StatusCode::SERVICE_UNAVAILABLE
@@ -360,19 +365,67 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    /// How long to wait for the service's response headers.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.upstream.timeout
+    /// Sends `request` to the service at `url` with `client` and waits for the response
+    /// headers, within the service's timeout. When `replay` holds the head of a request
+    /// without a body, a failure that a retry may fix is retried with it, while the
+    /// attempts, the breaker and the retry budget allow. The problem is a 502 when the
+    /// service cannot be reached, a 504 when it answers too late.
+    pub(crate) async fn send(
+        &mut self,
+        client: &HttpClient,
+        mut request: Request<Body>,
+        replay: Option<Parts>,
+        url: &HttpUrl,
+    ) -> Result<Response<Incoming>, Problem> {
+        let upstream = Arc::clone(&self.upstream);
+        let (service, timeout) = (upstream.name.as_str(), upstream.timeout);
+        let mut attempt = 1;
+        loop {
+            let (outcome, result) =
+                match tokio::time::timeout(timeout, client.request(request)).await {
+                    Ok(Ok(response)) => (Outcome::of_status(response.status()), Ok(response)),
+                    Ok(Err(error)) => {
+                        tracing::warn!(service, %url, %error, attempt, "upstream request failed");
+                        // Only a connection that was never made surely left the request unsent.
+                        let outcome = if error.is_connect() {
+                            Outcome::Transient
+                        } else {
+                            Outcome::Failure
+                        };
+                        let detail = format!("service {service:?} is unreachable");
+                        (outcome, Err(Problem::bad_gateway(detail)))
+                    }
+                    Err(_) => {
+                        let timeout_ms = timeout.as_millis();
+                        tracing::warn!(service, %url, timeout_ms, attempt, "upstream timed out");
+                        let problem = Problem::new(StatusCode::GATEWAY_TIMEOUT).with_detail(
+                            format!("service {service:?} did not answer within {timeout_ms} ms"),
+                        );
+                        (Outcome::Transient, Err(problem))
+                    }
+                };
+            let backoff = self.record(outcome, attempt, replay.is_some());
+            let (Some(backoff), Some(head)) = (backoff, &replay) else {
+                return result;
+            };
+            // Frees the failed response's connection before waiting.
+            drop(result);
+            tracing::info!(
+                service,
+                attempt,
+                ?outcome,
+                ?backoff,
+                "retrying upstream request"
+            );
+            tokio::time::sleep(backoff).await;
+            request = Request::from_parts(head.clone(), Body::empty());
+            attempt += 1;
+        }
     }
 
     /// Records the outcome of attempt number `attempt` (from 1) and says how long to
     /// wait before retrying, if the request may be retried at all.
-    pub(crate) fn record(
-        &mut self,
-        outcome: Outcome,
-        attempt: u32,
-        retryable: bool,
-    ) -> Option<Duration> {
+    fn record(&mut self, outcome: Outcome, attempt: u32, retryable: bool) -> Option<Duration> {
         self.upstream.record(
             outcome,
             self.config.breaker_failures,
