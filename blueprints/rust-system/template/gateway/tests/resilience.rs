@@ -205,6 +205,35 @@ async fn request_with_a_body_is_never_retried() {
 }
 
 #[tokio::test]
+async fn grpc_calls_are_never_retried() {
+    let (url, calls) = fake(|_| async { status(StatusCode::SERVICE_UNAVAILABLE) }).await;
+    let gateway = gateway(
+        url,
+        ResilienceConfig {
+            max_attempts: 3,
+            ..settings()
+        },
+    )
+    .await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Body>();
+    // Bodiless GET, as a retryable HTTP request would be: only the protocol differs.
+    let request = Request::get(gateway.join("/api/svc/svc.v1.Svc/Get").unwrap())
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .body(Body::empty())
+        .unwrap();
+
+    let response = tokio::time::timeout(WAIT, client.request(request))
+        .await
+        .expect("the gateway answers")
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn server_errors_other_than_502_503_504_are_not_retried() {
     let (url, calls) = fake(|_| async { status(StatusCode::INTERNAL_SERVER_ERROR) }).await;
     let gateway = gateway(
