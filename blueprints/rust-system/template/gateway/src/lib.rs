@@ -15,9 +15,12 @@
 //!   of the package (`/order_items.v1.OrderItems/Get` goes to `order-items`).
 //!
 //! An unknown service is a 404 and an unreachable one a 502, as problem details; a
-//! gRPC call gets a gRPC status instead (`UNIMPLEMENTED`, `UNAVAILABLE`).
+//! gRPC call gets a gRPC status instead (`UNIMPLEMENTED`, `UNAVAILABLE`). Each service
+//! has a timeout (504, `DEADLINE_EXCEEDED`), retries within a budget, a circuit breaker
+//! and a bulkhead (503); see the `resilience` module.
 
 mod proxy;
+mod resilience;
 
 use std::collections::HashMap;
 
@@ -27,6 +30,7 @@ use platform::config::{self, ConfigError, HttpUrl};
 use platform::health::Readiness;
 
 pub use proxy::Gateway;
+pub use resilience::ResilienceConfig;
 
 /// Name of this binary, as used in logs and the `/` response.
 pub const NAME: &str = "gateway";
@@ -40,6 +44,8 @@ pub struct Service {
     pub url_var: &'static str,
     /// Base URL used when the variable is unset.
     pub default_url: &'static str,
+    /// Environment variable overriding `UPSTREAM_TIMEOUT_MS` for this service.
+    pub timeout_var: &'static str,
 }
 
 /// Every service behind the gateway.
@@ -50,6 +56,7 @@ pub const SERVICES: &[Service] = &[
         name: "{{ s.name }}",
         url_var: "{{ s.name | screaming_snake_case }}_URL",
         default_url: "http://127.0.0.1:{{ 8081 | plus: s.index }}",
+        timeout_var: "{{ s.name | screaming_snake_case }}_TIMEOUT_MS",
     },
 {% endfor %}
 ];
@@ -74,6 +81,11 @@ impl Upstreams {
         self.0.insert(name.into(), url);
     }
 
+    /// The names of the services, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// The base URL of the service `name`.
     pub fn get(&self, name: &str) -> Option<&HttpUrl> {
         self.0.get(name)
@@ -85,18 +97,26 @@ impl Upstreams {
 pub struct Config {
     /// Where each service is.
     pub upstreams: Upstreams,
+    /// Timeouts, retries, circuit breakers and bulkheads of the upstreams.
+    pub resilience: ResilienceConfig,
 }
 
 impl Config {
     /// The configuration for `upstreams`, with what the environment would set left at
     /// its defaults.
     pub fn new(upstreams: Upstreams) -> Self {
-        Self { upstreams }
+        Self {
+            upstreams,
+            resilience: ResilienceConfig::default(),
+        }
     }
 
     /// Reads the whole configuration from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(Upstreams::from_env()?))
+        Ok(Self {
+            upstreams: Upstreams::from_env()?,
+            resilience: ResilienceConfig::from_env()?,
+        })
     }
 }
 
@@ -108,6 +128,6 @@ pub fn router(config: Config, readiness: Readiness) -> Router {
         .route("/api/{service}/", any(proxy::forward_api))
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
-        .with_state(Gateway::new(config.upstreams));
+        .with_state(Gateway::new(config.upstreams).with_resilience(config.resilience));
     platform::http::app(NAME, api, readiness)
 }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{StatusCode, Version};
@@ -17,7 +17,8 @@ use platform::client::{self, HttpClient};
 use platform::{Problem, problem, propagation};
 use tracing::Instrument;
 
-use crate::Upstreams;
+use crate::resilience::{self, Rejection, Resilience};
+use crate::{ResilienceConfig, Upstreams};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -37,23 +38,33 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Shared state of the proxy: where the services are, a pooled HTTP/1 client and a
-/// pooled HTTP/2 client for gRPC.
+/// Shared state of the proxy: where the services are, how they are protected, a
+/// pooled HTTP/1 client and a pooled HTTP/2 client for gRPC.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     upstreams: Arc<Upstreams>,
+    resilience: Arc<Resilience>,
     client: HttpClient,
     grpc: HttpClient,
 }
 
 impl Gateway {
-    /// A gateway to `upstreams`.
+    /// A gateway to `upstreams`, with the default [`ResilienceConfig`].
     pub fn new(upstreams: Upstreams) -> Self {
+        let resilience = Resilience::new(ResilienceConfig::default(), &upstreams);
         Self {
             upstreams: Arc::new(upstreams),
+            resilience: Arc::new(resilience),
             client: client::http_client(),
             grpc: grpc_client(),
         }
+    }
+
+    /// This gateway with timeouts, retries, breakers and bulkheads set by `config`.
+    #[must_use]
+    pub fn with_resilience(mut self, config: ResilienceConfig) -> Self {
+        self.resilience = Arc::new(Resilience::new(config, &self.upstreams));
+        self
     }
 }
 
@@ -132,7 +143,9 @@ pub(crate) async fn forward_grpc(State(gateway): State<Gateway>, request: Reques
 }
 
 /// Forwards the request to `path` on `service`, as a child of the current trace,
-/// streaming both bodies (and, after an upgrade, both connections). No timeout applies once the service answers: streams
+/// streaming both bodies (and, after an upgrade, both connections), within the
+/// service's bulkhead and circuit breaker, retrying what may be retried (see
+/// [`resilience`]). The timeout ends with the service's response headers: streams
 /// last as long as both ends keep them open.
 async fn forward(
     gateway: &Gateway,
@@ -143,6 +156,11 @@ async fn forward(
 ) -> Result<Response, Problem> {
     let downstream = (protocol == Protocol::Upgrade).then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
+    let mut admission = match gateway.resilience.admit(service) {
+        Ok(Some(admission)) => admission,
+        Ok(None) => return Err(Problem::not_found(format!("no service named {service:?}"))),
+        Err(rejection) => return Ok(rejected(protocol, service, rejection)),
+    };
     let upstream = gateway
         .upstreams
         .get(service)
@@ -169,13 +187,16 @@ async fn forward(
         Protocol::Grpc => &gateway.grpc,
         Protocol::Http | Protocol::Upgrade => &gateway.client,
     };
-    let mut response = client
-        .request(Request::from_parts(parts, body))
-        .await
-        .map_err(|error| {
-            tracing::warn!(service, %upstream, %error, "upstream request failed");
-            Problem::bad_gateway(format!("service {service:?} is unreachable"))
-        })?;
+    // Only bodiless requests are replayed: a streamed body cannot be sent twice.
+    let replay = (protocol == Protocol::Http
+        && resilience::is_idempotent(&parts.method)
+        && body.is_end_stream())
+    .then(|| parts.clone());
+    let mut response = admission
+        .send(client, Request::from_parts(parts, body), replay, upstream)
+        .await?;
+    // The service answered: the request leaves the bulkhead while its body streams.
+    drop(admission);
 
     let mut kept = Protocol::Http;
     if let Some(downstream) = downstream
@@ -189,6 +210,27 @@ async fn forward(
     remove_hop_by_hop(&mut parts.headers, kept);
     prefix_location(&mut parts.headers, &format!("/api/{service}"));
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// The 503 answer to a request that was not sent to `service`, with `Retry-After`.
+fn rejected(protocol: Protocol, service: &str, rejection: Rejection) -> Response {
+    let (detail, retry_after) = match rejection {
+        Rejection::Open(wait) => (
+            format!("service {service:?} is failing: its circuit breaker is open"),
+            wait.as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0)),
+        ),
+        Rejection::Full => (
+            format!("service {service:?} has too many requests in flight"),
+            1,
+        ),
+    };
+    let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE).with_detail(detail);
+    let mut response = protocol.respond(Err(problem));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+    response
 }
 
 /// Joins the client's and the service's upgraded connections, copying both ways
@@ -245,6 +287,7 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 #[derive(Debug, Clone, Copy)]
 enum GrpcCode {
     Unknown = 2,
+    DeadlineExceeded = 4,
     PermissionDenied = 7,
     Unimplemented = 12,
     Internal = 13,
@@ -262,8 +305,8 @@ fn grpc_status(problem: &Problem) -> Response {
         StatusCode::NOT_FOUND => GrpcCode::Unimplemented,
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::BAD_GATEWAY
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => GrpcCode::Unavailable,
+        | StatusCode::SERVICE_UNAVAILABLE => GrpcCode::Unavailable,
+        StatusCode::GATEWAY_TIMEOUT => GrpcCode::DeadlineExceeded,
         _ => GrpcCode::Unknown,
     };
     let message = problem.detail.as_deref().unwrap_or(&problem.title);
