@@ -14,10 +14,16 @@
 //!   goes, path unchanged, to the service whose name in snake_case is the first segment
 //!   of the package (`/order_items.v1.OrderItems/Get` goes to `order-items`).
 //!
+//! Every forwarded request first passes the edge protections of [`edge`]: header and
+//! body size limits, per-client rate limiting; every response gets CORS (when
+//! configured) and security headers.
+//!
 //! An unknown service is a 404 and an unreachable one a 502, as problem details; a
 //! gRPC call gets a gRPC status instead (`UNIMPLEMENTED`, `UNAVAILABLE`).
 
+pub mod edge;
 mod proxy;
+pub mod rate_limit;
 
 use std::collections::HashMap;
 
@@ -26,7 +32,9 @@ use axum::routing::any;
 use platform::config::{self, ConfigError, HttpUrl};
 use platform::health::Readiness;
 
+pub use edge::EdgeConfig;
 pub use proxy::Gateway;
+pub use rate_limit::ClientId;
 
 /// Name of this binary, as used in logs and the `/` response.
 pub const NAME: &str = "gateway";
@@ -85,18 +93,26 @@ impl Upstreams {
 pub struct Config {
     /// Where each service is.
     pub upstreams: Upstreams,
+    /// Limits, rate limiting, CORS and security headers.
+    pub edge: EdgeConfig,
 }
 
 impl Config {
     /// The configuration for `upstreams`, with what the environment would set left at
     /// its defaults.
     pub fn new(upstreams: Upstreams) -> Self {
-        Self { upstreams }
+        Self {
+            upstreams,
+            edge: EdgeConfig::default(),
+        }
     }
 
     /// Reads the whole configuration from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(Upstreams::from_env()?))
+        Ok(Self {
+            edge: EdgeConfig::from_env()?,
+            ..Self::new(Upstreams::from_env()?)
+        })
     }
 }
 
@@ -109,5 +125,6 @@ pub fn router(config: Config, readiness: Readiness) -> Router {
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
         .with_state(Gateway::new(config.upstreams));
-    platform::http::app(NAME, api, readiness)
+    let api = edge::protect_api(api, &config.edge);
+    edge::protect_all(platform::http::app(NAME, api, readiness), &config.edge)
 }
