@@ -1,6 +1,7 @@
 //! Runs the API gateway. Configuration: `HOST`, `PORT` (default 8080), `RUST_LOG`,
-//! `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT` and one `<SERVICE>_URL` per
-//! service; see `docs/runbooks/gateway.md`.
+//! `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, one `<SERVICE>_URL` per
+//! service and the edge protections' `RATE_LIMIT_*`, `CORS_*`, `MAX_*`,
+//! `TRUSTED_PROXY_HOPS` and `HSTS_MAX_AGE`; see `docs/runbooks/gateway.md`.
 
 use std::process::ExitCode;
 
