@@ -210,8 +210,17 @@ pub(crate) fn client_ip(request: &Request, trusted_proxy_hops: usize) -> Option<
     forwarded
         .len()
         .checked_sub(trusted_proxy_hops)
-        .and_then(|index| forwarded[index].parse().ok())
+        .and_then(|index| parse_forwarded_ip(forwarded[index]))
         .or(peer)
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`).
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
 }
 
 /// Adds `X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`, a
@@ -331,7 +340,7 @@ async fn limit_body(State(limits): State<Arc<Limits>>, request: Request, next: N
 }
 
 /// Whether the request is a gRPC call.
-fn is_grpc(headers: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
@@ -428,6 +437,8 @@ mod tests {
         assert_eq!(ip(2), "6.6.6.6");
         // Fewer entries than trusted hops: the peer is all that is known.
         assert_eq!(ip(3), "10.0.0.1");
+        let with_port = request_from("10.0.0.1:1234", Some("[2001:db8::1]:4711"));
+        assert_eq!(client_ip(&with_port, 1).unwrap().to_string(), "2001:db8::1");
         let direct = request_from("10.0.0.1:1234", None);
         assert_eq!(client_ip(&direct, 1).unwrap().to_string(), "10.0.0.1");
     }

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -33,6 +34,9 @@ pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 /// Seconds until the bucket is full again.
 pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// How often, at most, the table is swept for idle buckets once it is full.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -77,9 +81,17 @@ impl RateLimitConfig {
                 reason: "expected a number of requests per second, 0 or more".to_owned(),
             });
         }
+        let burst: u32 = platform::config::var_or("RATE_LIMIT_BURST", &defaults.burst.to_string())?;
+        if burst == 0 && per_second > 0.0 {
+            return Err(ConfigError::Invalid {
+                name: "RATE_LIMIT_BURST",
+                value: burst.to_string(),
+                reason: "expected at least 1 request (set RATE_LIMIT_PER_SECOND=0 to turn rate limiting off)".to_owned(),
+            });
+        }
         Ok(Self {
             per_second,
-            burst: platform::config::var_or("RATE_LIMIT_BURST", &defaults.burst.to_string())?,
+            burst,
             max_clients: platform::config::var_or(
                 "RATE_LIMIT_MAX_CLIENTS",
                 &defaults.max_clients.to_string(),
@@ -244,18 +256,36 @@ pub(crate) async fn enforce(
         next.run(request).await
     } else {
         tracing::debug!(retry_after = decision.retry_after, "rate limited");
-        let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS)
-            .with_detail(format!(
-                "too many requests: retry in {} s",
-                decision.retry_after
-            ))
-            .into_response();
+        let detail = format!("too many requests: retry in {} s", decision.retry_after);
+        let mut response = if edge::is_grpc(request.headers()) {
+            grpc_resource_exhausted(&detail)
+        } else {
+            Problem::new(StatusCode::TOO_MANY_REQUESTS)
+                .with_detail(detail)
+                .into_response()
+        };
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
         response
     };
     limiter.set_headers(response.headers_mut(), &decision);
+    response
+}
+
+/// A trailers-only gRPC response with the status `RESOURCE_EXHAUSTED`, which gRPC
+/// clients read as "slow down" (an HTTP 429 would reach them as `UNAVAILABLE`).
+fn grpc_resource_exhausted(message: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(GRPC_STATUS, HeaderValue::from_static("8"));
+    if let Ok(message) = HeaderValue::from_str(message) {
+        headers.insert(GRPC_MESSAGE, message);
+    }
     response
 }
 

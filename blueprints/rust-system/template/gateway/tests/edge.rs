@@ -203,6 +203,25 @@ async fn authenticated_clients_are_limited_by_identity_not_address() {
     assert_eq!(seen.count(), 2);
 }
 
+#[tokio::test]
+async fn grpc_calls_over_the_limit_get_resource_exhausted() {
+    let (gateway, _) = spawn_gateway(rate_limited(1)).await;
+    let call = || {
+        Request::post("/fake.v1.Things/Get")
+            .header("content-type", "application/grpc")
+            .header("x-forwarded-for", "198.51.100.3")
+    };
+    // The first call spends the burst (the fake service has no gRPC: it answers 404).
+    send(&gateway, call(), Body::empty()).await;
+
+    let refused = send(&gateway, call(), Body::empty()).await;
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert_eq!(header(&refused, "content-type"), "application/grpc");
+    assert_eq!(header(&refused, "grpc-status"), "8");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(header(&refused, "ratelimit-remaining"), "0");
+}
+
 fn with_cors() -> EdgeConfig {
     EdgeConfig {
         cors_allowed_origins: "https://app.example.com".parse().unwrap(),
