@@ -14,12 +14,18 @@
 //!   goes, path unchanged, to the service whose name in snake_case is the first segment
 //!   of the package (`/order_items.v1.OrderItems/Get` goes to `order-items`).
 //!
+//! Every forwarded request first passes the edge protections of [`edge`]: header and
+//! body size limits, per-client rate limiting; every response gets CORS (when
+//! configured) and security headers.
+//!
 //! An unknown service is a 404 and an unreachable one a 502, as problem details; a
 //! gRPC call gets a gRPC status instead (`UNIMPLEMENTED`, `UNAVAILABLE`). Each service
 //! has a timeout (504, `DEADLINE_EXCEEDED`), retries within a budget, a circuit breaker
 //! and a bulkhead (503); see the `resilience` module.
 
+pub mod edge;
 mod proxy;
+pub mod rate_limit;
 mod resilience;
 
 use std::collections::HashMap;
@@ -29,7 +35,9 @@ use axum::routing::any;
 use platform::config::{self, ConfigError, HttpUrl};
 use platform::health::Readiness;
 
+pub use edge::EdgeConfig;
 pub use proxy::Gateway;
+pub use rate_limit::ClientId;
 pub use resilience::ResilienceConfig;
 
 /// Name of this binary, as used in logs and the `/` response.
@@ -99,6 +107,8 @@ pub struct Config {
     pub upstreams: Upstreams,
     /// Timeouts, retries, circuit breakers and bulkheads of the upstreams.
     pub resilience: ResilienceConfig,
+    /// Limits, rate limiting, CORS and security headers.
+    pub edge: EdgeConfig,
 }
 
 impl Config {
@@ -108,6 +118,7 @@ impl Config {
         Self {
             upstreams,
             resilience: ResilienceConfig::default(),
+            edge: EdgeConfig::default(),
         }
     }
 
@@ -116,6 +127,7 @@ impl Config {
         Ok(Self {
             upstreams: Upstreams::from_env()?,
             resilience: ResilienceConfig::from_env()?,
+            edge: EdgeConfig::from_env()?,
         })
     }
 }
@@ -129,5 +141,6 @@ pub fn router(config: Config, readiness: Readiness) -> Router {
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
         .with_state(Gateway::new(config.upstreams).with_resilience(config.resilience));
-    platform::http::app(NAME, api, readiness)
+    let api = edge::protect_api(api, &config.edge);
+    edge::protect_all(platform::http::app(NAME, api, readiness), &config.edge)
 }

@@ -1,7 +1,8 @@
 //! Runs the API gateway. Configuration: `HOST`, `PORT` (default 8080), `RUST_LOG`,
 //! `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, one `<SERVICE>_URL` and
-//! `<SERVICE>_TIMEOUT_MS` per service and the `UPSTREAM_*` resilience settings; see
-//! `docs/runbooks/gateway.md`.
+//! `<SERVICE>_TIMEOUT_MS` per service, the `UPSTREAM_*` resilience settings and the
+//! edge protections' `RATE_LIMIT_*`, `CORS_*`, `MAX_*`, `TRUSTED_PROXY_HOPS` and
+//! `HSTS_MAX_AGE`; see `docs/runbooks/gateway.md`.
 
 use std::process::ExitCode;
 

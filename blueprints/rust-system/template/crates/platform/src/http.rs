@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{HeaderName, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Request, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use opentelemetry::trace::TraceContextExt;
@@ -28,8 +28,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// - `GET /` describes the binary, `/healthz` and `/readyz` probe it and
 ///   `/metrics` serves its request counts and latencies per route;
 /// - unknown routes and methods get problem details;
-/// - each request gets an `x-request-id` (kept when the caller sent one), which is
-///   echoed on the response and recorded on the request's span;
+/// - each request gets an `x-request-id`, which is echoed on the response and
+///   recorded on the request's span: the caller's is kept when it is valid (see
+///   [`is_valid_request_id`]) and replaced by a new UUID otherwise, so logs and
+///   upstream services never see an attacker-chosen, unbounded or malformed id;
 /// - the request's span continues the caller's W3C trace (`traceparent`) or starts
 ///   a new one, and records its `trace_id`.
 pub fn app(name: &'static str, routes: Router, readiness: Readiness) -> Router {
@@ -48,6 +50,32 @@ pub fn app(name: &'static str, routes: Router, readiness: Readiness) -> Router {
                 .on_response(record_response),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::map_request(drop_invalid_request_id))
+}
+
+/// Longest request id accepted from a caller.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether `value` is acceptable as a caller's request id: 1 to
+/// [`MAX_REQUEST_ID_LEN`] characters among ASCII letters, digits and `-_.:+/=@`
+/// (UUIDs, ULIDs, base64 and the ids of common proxies and load balancers).
+pub fn is_valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=MAX_REQUEST_ID_LEN).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:+/=@".contains(byte))
+}
+
+/// Removes the caller's `x-request-id` unless it is one valid value, so that
+/// [`SetRequestIdLayer`] replaces it with a new one.
+async fn drop_invalid_request_id(mut request: Request<Body>) -> Request<Body> {
+    let mut ids = request.headers().get_all(&REQUEST_ID).iter();
+    let valid = matches!((ids.next(), ids.next()), (Some(id), None) if is_valid_request_id(id));
+    if !valid && request.headers_mut().remove(&REQUEST_ID).is_some() {
+        tracing::debug!("replaced an invalid x-request-id");
+    }
+    request
 }
 
 async fn info(name: &'static str) -> Json<Value> {
@@ -198,6 +226,61 @@ mod tests {
             .unwrap();
         let response = test_app().oneshot(request).await.unwrap();
         assert_eq!(response.headers()[&REQUEST_ID], "abc-123");
+    }
+
+    #[tokio::test]
+    async fn replaces_invalid_request_ids() {
+        let too_long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        for invalid in [
+            "",
+            " ",
+            "abc def",
+            "<script>",
+            "a\tb",
+            "ü",
+            too_long.as_str(),
+        ] {
+            let value = HeaderValue::from_bytes(invalid.as_bytes()).unwrap();
+            let request = Request::get("/healthz")
+                .header(&REQUEST_ID, value)
+                .body(Body::empty())
+                .unwrap();
+            let response = test_app().oneshot(request).await.unwrap();
+            let id = response.headers()[&REQUEST_ID].to_str().unwrap();
+            assert_ne!(id, invalid);
+            assert_eq!(id.len(), 36, "expected a UUID for {invalid:?}, got {id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn replaces_repeated_request_ids() {
+        let request = Request::get("/healthz")
+            .header(&REQUEST_ID, "first")
+            .header(&REQUEST_ID, "second")
+            .body(Body::empty())
+            .unwrap();
+        let response = test_app().oneshot(request).await.unwrap();
+        let ids: Vec<_> = response.headers().get_all(&REQUEST_ID).iter().collect();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].len(), 36, "expected a UUID, got {:?}", ids[0]);
+    }
+
+    #[test]
+    fn accepts_request_ids_of_common_formats() {
+        let longest = "a".repeat(MAX_REQUEST_ID_LEN);
+        for valid in [
+            "abc-123",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "Root=1-67891233-abcdef012345678912345678",
+            "dGVzdA==/+_.:@",
+            longest.as_str(),
+        ] {
+            assert!(
+                is_valid_request_id(&HeaderValue::from_str(valid).unwrap()),
+                "{valid}"
+            );
+        }
     }
 
     #[tokio::test]
