@@ -28,6 +28,7 @@ use platform::config::{self, ConfigError};
 use platform::http::REQUEST_ID;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 
+use crate::auth::{self, Auth};
 use crate::rate_limit::{self, RateLimitConfig, RateLimiter};
 
 /// How long browsers may cache a CORS preflight answer.
@@ -138,8 +139,9 @@ impl FromStr for Origins {
     }
 }
 
-/// Applies the limits and the rate limiter to `api`, the forwarded routes.
-pub(crate) fn protect_api(api: Router, config: &EdgeConfig) -> Router {
+/// Applies the limits and the rate limiter to `api`, the forwarded routes, with
+/// `auth` identifying clients in front of the rate limiter.
+pub(crate) fn protect_api(api: Router, config: &EdgeConfig, auth: &Arc<Auth>) -> Router {
     let limits = Arc::new(Limits {
         max_body_bytes: config.max_body_bytes,
         max_header_bytes: config.max_header_bytes,
@@ -153,6 +155,7 @@ pub(crate) fn protect_api(api: Router, config: &EdgeConfig) -> Router {
         )),
         None => api,
     };
+    let api = auth::identify(api, auth);
     api.layer(middleware::from_fn_with_state(limits, limit_headers))
 }
 

@@ -23,18 +23,21 @@
 //! has a timeout (504, `DEADLINE_EXCEEDED`), retries within a budget, a circuit breaker
 //! and a bulkhead (503); see the `resilience` module.
 
+pub mod auth;
 pub mod edge;
 mod proxy;
 pub mod rate_limit;
 mod resilience;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::any;
 use platform::config::{self, ConfigError, HttpUrl};
 use platform::health::Readiness;
 
+pub use auth::AuthConfig;
 pub use edge::EdgeConfig;
 pub use proxy::Gateway;
 pub use rate_limit::ClientId;
@@ -54,6 +57,12 @@ pub struct Service {
     pub default_url: &'static str,
     /// Environment variable overriding `UPSTREAM_TIMEOUT_MS` for this service.
     pub timeout_var: &'static str,
+{% if auth.scheme == 'jwt' %}
+    /// Environment variable overriding the role reads need (`<service>:read`).
+    pub read_role_var: &'static str,
+    /// Environment variable overriding the role writes need (`<service>:write`).
+    pub write_role_var: &'static str,
+{% endif %}
 }
 
 /// Every service behind the gateway.
@@ -65,6 +74,10 @@ pub const SERVICES: &[Service] = &[
         url_var: "{{ s.name | screaming_snake_case }}_URL",
         default_url: "http://127.0.0.1:{{ 8081 | plus: s.index }}",
         timeout_var: "{{ s.name | screaming_snake_case }}_TIMEOUT_MS",
+{% if auth.scheme == 'jwt' %}
+        read_role_var: "{{ s.name | screaming_snake_case }}_READ_ROLE",
+        write_role_var: "{{ s.name | screaming_snake_case }}_WRITE_ROLE",
+{% endif %}
     },
 {% endfor %}
 ];
@@ -109,16 +122,20 @@ pub struct Config {
     pub resilience: ResilienceConfig,
     /// Limits, rate limiting, CORS and security headers.
     pub edge: EdgeConfig,
+    /// Who may call which service.
+    pub auth: AuthConfig,
 }
 
 impl Config {
     /// The configuration for `upstreams`, with what the environment would set left at
-    /// its defaults.
+    /// its defaults, and no authentication (identity headers are still stripped): set
+    /// [`Config::auth`] to test or embed an authenticating gateway.
     pub fn new(upstreams: Upstreams) -> Self {
         Self {
             upstreams,
             resilience: ResilienceConfig::default(),
             edge: EdgeConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 
@@ -128,6 +145,7 @@ impl Config {
             upstreams: Upstreams::from_env()?,
             resilience: ResilienceConfig::from_env()?,
             edge: EdgeConfig::from_env()?,
+            auth: AuthConfig::from_env()?,
         })
     }
 }
@@ -135,12 +153,14 @@ impl Config {
 /// The gateway's API: `/api/<service>/...`, gRPC calls by service name and the shared
 /// platform routes.
 pub fn router(config: Config, readiness: Readiness) -> Router {
+    let auth = Arc::new(auth::Auth::new(config.auth));
     let api = Router::new()
         .route("/api/{service}", any(proxy::forward_api))
         .route("/api/{service}/", any(proxy::forward_api))
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
         .with_state(Gateway::new(config.upstreams).with_resilience(config.resilience));
-    let api = edge::protect_api(api, &config.edge);
+    let api = auth::authorize(api, &auth);
+    let api = edge::protect_api(api, &config.edge, &auth);
     edge::protect_all(platform::http::app(NAME, api, readiness), &config.edge)
 }

@@ -252,7 +252,7 @@ async fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
 }
 
 /// Splits `/api/<service>/<path>` into the service and `/<path>`.
-fn split_api_path(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_api_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/api/")?;
     let (service, path) = match rest.find('/') {
         Some(slash) => rest.split_at(slash),
@@ -264,7 +264,7 @@ fn split_api_path(path: &str) -> Option<(&str, &str)> {
 /// The service a gRPC call `/<package>.<Service>/<Method>` is for: the first segment
 /// of the package with `_` read as `-`, so `/order_items.v1.OrderItems/Get` goes to
 /// the service `order-items`.
-fn grpc_service(path: &str) -> Option<String> {
+pub(crate) fn grpc_service(path: &str) -> Option<String> {
     let (qualified, method) = path.strip_prefix('/')?.split_once('/')?;
     let (package, _) = qualified.split_once('.')?;
     if package.is_empty() || method.is_empty() || method.contains('/') {
@@ -297,7 +297,7 @@ enum GrpcCode {
 
 /// A trailers-only gRPC response carrying `problem` as a status, with the code gRPC
 /// maps its HTTP status to ("HTTP to gRPC Status Code Mapping").
-fn grpc_status(problem: &Problem) -> Response {
+pub(crate) fn grpc_status(problem: &Problem) -> Response {
     let code = match problem.status_code() {
         StatusCode::BAD_REQUEST => GrpcCode::Internal,
         StatusCode::UNAUTHORIZED => GrpcCode::Unauthenticated,

@@ -1,0 +1,345 @@
+//! JWT authentication at the gateway, over real HTTP in front of a fake service that
+//! records the requests it receives: every refused request is answered by the gateway
+//! alone, with the right status and challenge, and never reaches the service.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
+use axum::routing::any;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gateway::auth::{JwtConfig, JwtKey, Permissions};
+use gateway::{AuthConfig, Config, Upstreams};
+use http_body_util::BodyExt;
+use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
+use platform::client::http_client;
+use platform::config::HttpUrl;
+use platform::health::Readiness;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "test-api";
+
+/// An RSA public key, for the algorithm confusion test; its private key was thrown
+/// away: the test only needs a public key an attacker could know.
+const RSA_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA1kcOvGSD9sGEFqFfjVSj
+/YHPhAA8SyZLZargyqDWSLeLtPP9vkhhZnfsLKhXWEQpniRCcDhpasUXNBGVty5K
+/QOQY2+XbGdfIbB/C4+rrKXaVQHhXBKeFeJJfGsn73ePlIrm3qFm8H/a1fW4gRTa
+j2ZdARzRC57gRHaw7JLXoL2j1DtdPtKuC0RMon7qWRz+SaLsn+5OiR32rhvvqty0
+V83nYcGW8f0fLN7T3gvTMDEofO5zj8/g9h5XpiNIC2mtxtVQiKeoRRPbrF+W46nY
+b6UBt8AnouOgAyFfhNHIDxn7tuFsvV3SkL0R3NIp23WduNQAv6tGPFNrNHoM50Xk
+IwIDAQAB
+-----END PUBLIC KEY-----
+";
+
+/// The headers of the requests the fake service has received.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<HeaderMap>>>);
+
+impl Seen {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn last(&self) -> HeaderMap {
+        self.0.lock().unwrap().last().cloned().expect("no request")
+    }
+}
+
+async fn spawn(app: Router) -> HttpUrl {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}").parse().unwrap()
+}
+
+/// The gateway verifying tokens with `key` in front of the fake service `fake`, whose
+/// writes need `fake:write` and reads `fake:read` (the defaults).
+async fn spawn_gateway(key: &JwtKey) -> (HttpUrl, Seen) {
+    async fn record(State(seen): State<Seen>, headers: HeaderMap) -> &'static str {
+        seen.0.lock().unwrap().push(headers);
+        "ok"
+    }
+    let seen = Seen::default();
+    let service = spawn(Router::new().fallback(any(record)).with_state(seen.clone())).await;
+    let mut upstreams = Upstreams::default();
+    upstreams.insert("fake", service);
+    let jwt = JwtConfig::new(key, ISSUER, AUDIENCE)
+        .unwrap()
+        .with_leeway(5)
+        .with_permissions("fake", Permissions::defaults_for("fake"));
+    let config = Config {
+        auth: AuthConfig { jwt: Some(jwt) },
+        ..Config::new(upstreams)
+    };
+    (spawn(gateway::router(config, Readiness::new())).await, seen)
+}
+
+async fn spawn_hs256() -> (HttpUrl, Seen) {
+    spawn_gateway(&JwtKey::Hs256(SECRET.to_vec())).await
+}
+
+/// Valid claims for `sub` with `roles`, to be spoiled by each negative test.
+fn claims(roles: &[&str]) -> Value {
+    let now = get_current_timestamp();
+    json!({
+        "sub": "alice",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "roles": roles,
+    })
+}
+
+fn hs256(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(SECRET).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A token with an arbitrary header, "signed" with HMAC-SHA256 over `key`: what an
+/// attacker can build without the gateway's secret or private key.
+fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(key).unwrap(),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
+async fn send(gateway: &HttpUrl, request: axum::http::request::Builder) -> Response<Bytes> {
+    let path = request.uri_ref().unwrap().to_string();
+    let request = request
+        .uri(gateway.join(&path).unwrap())
+        .body(Body::empty())
+        .unwrap();
+    let response = http_client().request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+}
+
+async fn call(gateway: &HttpUrl, method: Method, token: Option<&str>) -> Response<Bytes> {
+    let mut request = Request::builder().method(method).uri("/api/fake/items");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    send(gateway, request).await
+}
+
+fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
+    response.headers()[name].to_str().unwrap()
+}
+
+/// A 401 problem with a Bearer challenge, `error="invalid_token"` when `invalid`.
+fn assert_unauthorized(response: &Response<Bytes>, invalid: bool) {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(response, "content-type"), "application/problem+json");
+    let challenge = header(response, "www-authenticate");
+    assert!(challenge.starts_with("Bearer realm="), "{challenge}");
+    assert_eq!(challenge.contains("error=\"invalid_token\""), invalid, "{challenge}");
+}
+
+#[tokio::test]
+async fn no_token_is_401_with_a_bare_challenge() {
+    let (gateway, seen) = spawn_hs256().await;
+    let response = call(&gateway, Method::GET, None).await;
+    assert_unauthorized(&response, false);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_401() {
+    let (gateway, seen) = spawn_hs256().await;
+    for token in ["not-a-jwt", "a.b.c", ""] {
+        assert_unauthorized(&call(&gateway, Method::GET, Some(token)).await, true);
+    }
+    // Another scheme than Bearer.
+    let request = Request::get("/api/fake/items").header("authorization", "Basic YTpi");
+    assert_unauthorized(&send(&gateway, request).await, true);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_signature_is_401() {
+    let (gateway, seen) = spawn_hs256().await;
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let token = forge(&header, &claims(&["fake:read"]), b"another-secret-of-sufficient-length!!");
+    assert_unauthorized(&call(&gateway, Method::GET, Some(&token)).await, true);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn alg_none_is_401() {
+    let (gateway, seen) = spawn_hs256().await;
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims(&["fake:read"]).to_string())
+    );
+    assert_unauthorized(&call(&gateway, Method::GET, Some(&unsigned)).await, true);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn an_hs256_token_against_an_rs256_key_is_401() {
+    let (gateway, seen) = spawn_gateway(&JwtKey::Rs256(RSA_PUBLIC_KEY.into())).await;
+    // The classic confusion: HMAC "signed" with the public key the attacker knows.
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let token = forge(&header, &claims(&["fake:read"]), RSA_PUBLIC_KEY.as_bytes());
+    assert_unauthorized(&call(&gateway, Method::GET, Some(&token)).await, true);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_tokens_are_401() {
+    let (gateway, seen) = spawn_hs256().await;
+    let now = get_current_timestamp();
+    let mut expired = claims(&["fake:read"]);
+    expired["exp"] = json!(now - 120);
+    let mut early = claims(&["fake:read"]);
+    early["nbf"] = json!(now + 120);
+    for spoiled in [expired, early] {
+        let response = call(&gateway, Method::GET, Some(&hs256(&spoiled))).await;
+        assert_unauthorized(&response, true);
+    }
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_issuer_or_audience_is_401() {
+    let (gateway, seen) = spawn_hs256().await;
+    let mut issuer = claims(&["fake:read"]);
+    issuer["iss"] = json!("https://evil.test");
+    let mut audience = claims(&["fake:read"]);
+    audience["aud"] = json!("another-api");
+    let mut no_audience = claims(&["fake:read"]);
+    no_audience.as_object_mut().unwrap().remove("aud");
+    for spoiled in [issuer, audience, no_audience] {
+        let response = call(&gateway, Method::GET, Some(&hs256(&spoiled))).await;
+        assert_unauthorized(&response, true);
+    }
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_role_is_403() {
+    let (gateway, seen) = spawn_hs256().await;
+    // A reader may not write, and another service's writer may not read.
+    let reader = hs256(&claims(&["fake:read"]));
+    let response = call(&gateway, Method::POST, Some(&reader)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&response, "content-type"), "application/problem+json");
+    assert!(header(&response, "www-authenticate").contains("error=\"insufficient_scope\""));
+    assert!(header(&response, "www-authenticate").contains("scope=\"fake:write\""));
+    let stranger = hs256(&claims(&["other:write"]));
+    let response = call(&gateway, Method::GET, Some(&stranger)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn grpc_calls_without_a_token_are_unauthenticated() {
+    let (gateway, seen) = spawn_hs256().await;
+    let request = Request::post("/fake.v1.Items/List").header("content-type", "application/grpc");
+    let response = send(&gateway, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "grpc-status"), "16");
+    assert!(header(&response, "www-authenticate").starts_with("Bearer"));
+    // With a reader's token, a gRPC call (a write) is PERMISSION_DENIED.
+    let reader = hs256(&claims(&["fake:read"]));
+    let request = Request::post("/fake.v1.Items/List")
+        .header("content-type", "application/grpc")
+        .header("authorization", format!("Bearer {reader}"));
+    assert_eq!(header(&send(&gateway, request).await, "grpc-status"), "7");
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_without_a_token_is_401() {
+    let (gateway, seen) = spawn_hs256().await;
+    let request = Request::get("/api/fake/ws")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    assert_unauthorized(&send(&gateway, request).await, false);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_service() {
+    let (gateway, seen) = spawn_hs256().await;
+    // Without a token, forged headers do not help.
+    let forged = Request::get("/api/fake/items")
+        .header("x-auth-subject", "admin")
+        .header("x-auth-roles", "fake:read");
+    assert_unauthorized(&send(&gateway, forged).await, false);
+    assert_eq!(seen.count(), 0);
+    // With a token, they are replaced by the verified identity.
+    let token = hs256(&claims(&["fake:read"]));
+    let forged = Request::get("/api/fake/items")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-auth-subject", "admin")
+        .header("x-auth-roles", "fake:write")
+        .header("x-auth-tenant", "everyone");
+    let response = send(&gateway, forged).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = seen.last();
+    assert_eq!(seen["x-auth-subject"], "alice");
+    assert_eq!(seen["x-auth-roles"], "fake:read");
+    assert!(!seen.contains_key("x-auth-tenant"));
+}
+
+#[tokio::test]
+async fn a_valid_token_reaches_the_service_with_its_identity() {
+    let (gateway, seen) = spawn_hs256().await;
+    // Roles come from `roles` and `scope` together.
+    let mut both = claims(&["fake:read"]);
+    both["scope"] = json!("fake:write profile");
+    let token = hs256(&both);
+    for method in [Method::GET, Method::POST] {
+        let response = call(&gateway, method, Some(&token)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body().as_ref(), b"ok");
+    }
+    assert_eq!(seen.count(), 2);
+    let headers = seen.last();
+    assert_eq!(headers["x-auth-subject"], "alice");
+    assert_eq!(headers["x-auth-roles"], "fake:read,fake:write,profile");
+}
+
+#[tokio::test]
+async fn health_and_metrics_stay_open() {
+    let (gateway, _) = spawn_hs256().await;
+    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+        let response = send(&gateway, Request::get(path)).await;
+        assert_ne!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(!response.headers().contains_key("www-authenticate"), "{path}");
+    }
+}
