@@ -221,7 +221,7 @@ fn planned_choices_say_they_are_not_available_yet() {
         ],
     );
     rejects(
-        &["demo", "--yes", "--auth", "jwt"],
+        &["demo", "--yes", "--auth", "oidc"],
         &["auth.scheme", "not available yet"],
     );
     rejects(

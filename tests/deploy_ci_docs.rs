@@ -6,7 +6,7 @@
 mod common;
 
 use common::{answers, text};
-use new_service::answers::{PartialAnswers, PartialCi};
+use new_service::answers::{PartialAnswers, PartialAuth, PartialCi};
 use new_service::tree::FileTree;
 use serde_yaml::Value;
 
@@ -258,7 +258,7 @@ fn architecture_diagram_has_a_node_and_an_edge_per_service() {
             );
         }
         assert_eq!(
-            diagram.contains("gateway[\"gateway :8080<br/>auth: none\"]"),
+            diagram.contains("gateway[\"gateway :8080<br/>auth: jwt\"]"),
             gateway
         );
         assert!(diagram.contains("%% No message broker"));
@@ -279,7 +279,8 @@ fn adr_records_the_answers() {
     assert!(adr.contains("No gateway"));
     assert!(adr.contains("GitLab CI (`.gitlab-ci.yml`)"));
     assert!(adr.contains("`messaging.broker = \"none\"`"));
-    assert!(adr.contains("`auth.scheme = \"none\"`"));
+    // jwt, the default, is enforced by the gateway, which this system lacks.
+    assert!(adr.contains("`auth.scheme = \"jwt\"`") && adr.contains("has none"));
     assert!(adr.contains("kubectl") || adr.contains("deploy/k8s/base/"));
 }
 
@@ -326,7 +327,13 @@ fn readme_has_quick_starts_for_compose_and_kubernetes() {
 
 #[test]
 fn without_authentication_the_readme_and_the_gateway_say_so() {
-    let tree = render(&[("catalog", "rest")], true, "github");
+    let tree = common::render(PartialAnswers {
+        auth: PartialAuth {
+            scheme: Some("none".into()),
+            mtls: None,
+        },
+        ..answers(&[("catalog", "rest")], true)
+    });
     let readme = text(&tree, "README.md");
     assert!(readme.contains("> **No authentication.**"), "{readme}");
     let main = text(&tree, "gateway/src/main.rs");
@@ -334,4 +341,26 @@ fn without_authentication_the_readme_and_the_gateway_say_so() {
         main.contains("tracing::warn!(") && main.contains("authentication is off"),
         "{main}"
     );
+}
+
+#[test]
+fn with_jwt_the_readme_explains_tokens_and_compose_sets_the_dev_secret() {
+    let tree = render(&[("catalog", "rest")], true, "github");
+    let readme = text(&tree, "README.md");
+    assert!(!readme.contains("> **No authentication.**"), "{readme}");
+    for needle in [
+        "## Authentication",
+        "cargo run -q -p gateway -- token alice catalog:read catalog:write",
+        "openssl rand -base64 48",
+        "JWT_ALLOW_DEV_SECRET",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+    let compose = text(&tree, "deploy/compose.yaml");
+    assert!(compose.contains("JWT_ALLOW_DEV_SECRET: \"true\""));
+    let main = text(&tree, "gateway/src/main.rs");
+    assert!(!main.contains("authentication is off"), "{main}");
+    let runbook = text(&tree, "docs/runbooks/gateway.md");
+    assert!(runbook.contains("| `CATALOG_READ_ROLE`, `CATALOG_WRITE_ROLE` | `catalog:read`, `catalog:write` |"));
+    assert!(tree.get("gateway/tests/auth.rs").is_some());
 }

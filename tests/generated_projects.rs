@@ -192,6 +192,10 @@ fn three_rest_services_with_gateway_and_hostile_free_text() {
             "users:rest",
             "--ci",
             "gitlab",
+            // The other cells with a gateway take the default, jwt; this one keeps
+            // auth.scheme = "none" covered.
+            "--auth",
+            "none",
             "--description",
             NASTY_DESCRIPTION,
             "--owner",
@@ -200,6 +204,7 @@ fn three_rest_services_with_gateway_and_hostile_free_text() {
     );
     assert!(root.join(".gitlab-ci.yml").is_file());
     assert!(!root.join(".github").exists());
+    assert!(!root.join("gateway/tests/auth.rs").exists());
     check_hygiene(&root, false);
     let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
         .unwrap()

@@ -75,7 +75,7 @@ fn wizard_answers_equal_the_flags_answers() {
             "--messaging",
             "none",
             "--auth",
-            "none",
+            "jwt",
             "--mtls=false",
             "--no-gateway",
             "--ci",

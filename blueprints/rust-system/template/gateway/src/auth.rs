@@ -38,10 +38,10 @@ use std::path::PathBuf;
 use axum::http::header::{self, HeaderMap};
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use platform::Problem;
 use platform::config::{self, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rate_limit::ClientId;
 use crate::{SERVICES, edge, proxy};
@@ -273,6 +273,48 @@ fn public_key(pem: Vec<u8>, algorithm: Option<String>) -> Result<JwtKey, ConfigE
             reason: "expected RS256 or ES256 with a public key".to_owned(),
         }),
     }
+}
+
+/// The claims of a token minted by [`mint_token`].
+#[derive(Debug, Serialize)]
+struct MintedClaims<'a> {
+    sub: &'a str,
+    iss: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
+    roles: &'a [String],
+}
+
+/// An HS256 token for `subject` with `roles`, valid for `lifetime_seconds`, signed with
+/// `JWT_SECRET` for `JWT_ISSUER` and `JWT_AUDIENCE`: what `gateway token` prints, for
+/// trying the API locally.
+pub fn mint_token(
+    subject: &str,
+    roles: &[String],
+    lifetime_seconds: u64,
+) -> Result<String, ConfigError> {
+    let secret: String = config::optional_var("JWT_SECRET")?.ok_or(ConfigError::Invalid {
+        name: "JWT_SECRET",
+        value: String::new(),
+        reason: "set the HS256 secret the gateway uses".to_owned(),
+    })?;
+    let invalid = |error: jsonwebtoken::errors::Error| ConfigError::Invalid {
+        name: "JWT_SECRET",
+        value: "<redacted>".to_owned(),
+        reason: error.to_string(),
+    };
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = MintedClaims {
+        sub: subject,
+        iss: config::var_or("JWT_ISSUER", "{{ name }}")?,
+        aud: config::var_or("JWT_AUDIENCE", "{{ name }}")?,
+        iat: now,
+        exp: now + lifetime_seconds,
+        roles,
+    };
+    let key = EncodingKey::from_secret(secret.as_bytes()).map_err(invalid)?;
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).map_err(invalid)
 }
 
 /// A role variable: unset keeps `default`, set but blank grants every valid token.

@@ -2,7 +2,13 @@
 //! `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, one `<SERVICE>_URL` and
 //! `<SERVICE>_TIMEOUT_MS` per service, the `UPSTREAM_*` resilience settings and the
 //! edge protections' `RATE_LIMIT_*`, `CORS_*`, `MAX_*`, `TRUSTED_PROXY_HOPS` and
-//! `HSTS_MAX_AGE`; see `docs/runbooks/gateway.md`.
+//! `HSTS_MAX_AGE`{% if auth.scheme == 'jwt' %}, and the `JWT_*` and `<SERVICE>_*_ROLE` settings of
+//! authentication{% endif %}; see `docs/runbooks/gateway.md`.
+{% if auth.scheme == 'jwt' %}
+//!
+//! `gateway token <subject> [role...]` prints an HS256 token signed with `JWT_SECRET`,
+//! valid for an hour, for trying the API locally.
+{% endif %}
 
 use std::process::ExitCode;
 
@@ -11,11 +17,41 @@ use platform::health::Readiness;
 use platform::{config, telemetry};
 
 const DEFAULT_PORT: u16 = 8080;
+{% if auth.scheme == 'jwt' %}
+/// How long a token of `gateway token` is valid.
+const TOKEN_LIFETIME_SECONDS: u64 = 3600;
+{% endif %}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+{% if auth.scheme == 'jwt' %}
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(("token", rest)) = args.split_first().map(|(c, rest)| (c.as_str(), rest)) {
+        return token(rest);
+    }
+{% endif %}
     platform::main(NAME, DEFAULT_PORT, run).await
 }
+{% if auth.scheme == 'jwt' %}
+
+/// `gateway token <subject> [role...]`: prints a development token.
+fn token(args: &[String]) -> ExitCode {
+    let Some((subject, roles)) = args.split_first() else {
+        eprintln!("usage: {NAME} token <subject> [role...]");
+        return ExitCode::from(2);
+    };
+    match gateway::auth::mint_token(subject, roles, TOKEN_LIFETIME_SECONDS) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{NAME} token: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+{% endif %}
 
 async fn run() -> Result<(), platform::Error> {
     let telemetry = telemetry::init(NAME)?;
