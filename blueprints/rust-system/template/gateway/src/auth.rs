@@ -392,7 +392,9 @@ impl JwtConfig {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| Refusal::Invalid("expected `Authorization: Bearer <token>`".to_owned()))?;
+            .ok_or_else(|| {
+                Refusal::Invalid("expected `Authorization: Bearer <token>`".to_owned())
+            })?;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|error| Refusal::Invalid(error.to_string()))?
             .claims;
@@ -456,7 +458,10 @@ impl Auth {
 /// Strips inbound identity headers and verifies credentials, recording the outcome for
 /// [`authorize`]; runs in front of the rate limiter.
 pub(crate) fn identify(api: Router, auth: &Arc<Auth>) -> Router {
-    api.layer(middleware::from_fn_with_state(auth.clone(), identify_request))
+    api.layer(middleware::from_fn_with_state(
+        auth.clone(),
+        identify_request,
+    ))
 }
 
 /// Refuses requests without a verified identity or the role their route needs; runs
@@ -466,7 +471,10 @@ pub(crate) fn authorize(api: Router, auth: &Arc<Auth>) -> Router {
     if auth.jwt.is_none() {
         return api;
     }
-    api.layer(middleware::from_fn_with_state(auth.clone(), authorize_request))
+    api.layer(middleware::from_fn_with_state(
+        auth.clone(),
+        authorize_request,
+    ))
 }
 {% else %}
 pub(crate) fn authorize(api: Router, _auth: &Arc<Auth>) -> Router {
@@ -501,7 +509,11 @@ async fn identify_request(
     next.run(request).await
 }
 
-async fn authorize_request(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+async fn authorize_request(
+    State(auth): State<Arc<Auth>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(jwt) = &auth.jwt else {
         return next.run(request).await;
     };
@@ -525,7 +537,8 @@ async fn authorize_request(State(auth): State<Arc<Auth>>, request: Request, next
 
 /// Puts the verified identity into the request headers for the service.
 fn set_identity(headers: &mut HeaderMap, identity: &Identity) -> Result<(), Refusal> {
-    let malformed = |claim: &str| Refusal::Invalid(format!("the {claim} claim cannot be sent in a header"));
+    let malformed =
+        |claim: &str| Refusal::Invalid(format!("the {claim} claim cannot be sent in a header"));
     let subject = HeaderValue::from_str(&identity.subject).map_err(|_| malformed("sub"))?;
     let mut roles: Vec<&str> = identity.roles.iter().map(String::as_str).collect();
     roles.sort_unstable();
@@ -558,7 +571,8 @@ fn unauthorized(refusal: &Refusal, grpc: bool) -> Response {
 
 /// 403: the token is valid but lacks `role`.
 fn forbidden(role: &str, grpc: bool) -> Response {
-    let challenge = format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{role}\"");
+    let challenge =
+        format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{role}\"");
     refuse(
         StatusCode::FORBIDDEN,
         &challenge,
@@ -582,7 +596,11 @@ fn refuse(status: StatusCode, challenge: &str, detail: String, grpc: bool) -> Re
     response
 }
 {% else %}
-async fn identify_request(State(_auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+async fn identify_request(
+    State(_auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     strip_identity(request.headers_mut());
     next.run(request).await
 }
@@ -608,8 +626,14 @@ mod tests {
     fn strips_every_identity_header() {
         let mut headers = axum::http::HeaderMap::new();
         headers.insert(X_AUTH_SUBJECT, HeaderValue::from_static("admin"));
-        headers.insert(HeaderName::from_static("x-auth-anything"), HeaderValue::from_static("x"));
-        headers.insert(HeaderName::from_static("x-request-id"), HeaderValue::from_static("kept"));
+        headers.insert(
+            HeaderName::from_static("x-auth-anything"),
+            HeaderValue::from_static("x"),
+        );
+        headers.insert(
+            HeaderName::from_static("x-request-id"),
+            HeaderValue::from_static("kept"),
+        );
         strip_identity(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-request-id"));

@@ -162,7 +162,11 @@ fn assert_unauthorized(response: &Response<Bytes>, invalid: bool) {
     assert_eq!(header(response, "content-type"), "application/problem+json");
     let challenge = header(response, "www-authenticate");
     assert!(challenge.starts_with("Bearer realm="), "{challenge}");
-    assert_eq!(challenge.contains("error=\"invalid_token\""), invalid, "{challenge}");
+    assert_eq!(
+        challenge.contains("error=\"invalid_token\""),
+        invalid,
+        "{challenge}"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +193,11 @@ async fn malformed_tokens_are_401() {
 async fn a_wrong_signature_is_401() {
     let (gateway, seen) = spawn_hs256().await;
     let header = json!({"alg": "HS256", "typ": "JWT"});
-    let token = forge(&header, &claims(&["fake:read"]), b"another-secret-of-sufficient-length!!");
+    let token = forge(
+        &header,
+        &claims(&["fake:read"]),
+        b"another-secret-of-sufficient-length!!",
+    );
     assert_unauthorized(&call(&gateway, Method::GET, Some(&token)).await, true);
     assert_eq!(seen.count(), 0);
 }
@@ -254,7 +262,10 @@ async fn a_missing_role_is_403() {
     let reader = hs256(&claims(&["fake:read"]));
     let response = call(&gateway, Method::POST, Some(&reader)).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(header(&response, "content-type"), "application/problem+json");
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/problem+json"
+    );
     assert!(header(&response, "www-authenticate").contains("error=\"insufficient_scope\""));
     assert!(header(&response, "www-authenticate").contains("scope=\"fake:write\""));
     let stranger = hs256(&claims(&["other:write"]));
@@ -340,6 +351,9 @@ async fn health_and_metrics_stay_open() {
     for path in ["/healthz", "/readyz", "/metrics", "/"] {
         let response = send(&gateway, Request::get(path)).await;
         assert_ne!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
-        assert!(!response.headers().contains_key("www-authenticate"), "{path}");
+        assert!(
+            !response.headers().contains_key("www-authenticate"),
+            "{path}"
+        );
     }
 }
