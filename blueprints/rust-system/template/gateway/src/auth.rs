@@ -329,14 +329,16 @@ fn role_var(name: &'static str, default: String) -> Result<String, ConfigError> 
 
 /// How the gateway authenticates clients.
 #[derive(Debug, Clone, Default)]
-pub struct AuthConfig {
 {% if auth.scheme == 'jwt' %}
+pub struct AuthConfig {
     /// JWT verification; `None` lets every request through (identity headers are
     /// still stripped). [`AuthConfig::default`] is `None`: tests and tools that build
     /// a gateway in process opt in to authentication explicitly.
     pub jwt: Option<JwtConfig>,
-{% endif %}
 }
+{% else %}
+pub struct AuthConfig {}
+{% endif %}
 
 impl AuthConfig {
     /// Reads the settings of the generated scheme (`{{ auth.scheme }}`) from the
@@ -437,11 +439,13 @@ impl JwtConfig {
 
 /// The authentication of the forwarded routes, shared by its two middlewares.
 #[derive(Debug, Default)]
-pub(crate) struct Auth {
 {% if auth.scheme == 'jwt' %}
-    verifier: Option<Verifier>,
-{% endif %}
+pub(crate) struct Auth {
+    jwt: Option<JwtConfig>,
 }
+{% else %}
+pub(crate) struct Auth {}
+{% endif %}
 
 impl Auth {
 {% if auth.scheme == 'jwt' %}
