@@ -174,6 +174,7 @@ pub(crate) fn protect_all(app: Router, config: &EdgeConfig) -> Router {
                 .expose_headers(ExposeHeaders::list([
                     REQUEST_ID,
                     header::RETRY_AFTER,
+                    header::WWW_AUTHENTICATE,
                     rate_limit::RATELIMIT_LIMIT,
                     rate_limit::RATELIMIT_REMAINING,
                     rate_limit::RATELIMIT_RESET,
