@@ -361,6 +361,8 @@ fn with_jwt_the_readme_explains_tokens_and_compose_sets_the_dev_secret() {
     let main = text(&tree, "gateway/src/main.rs");
     assert!(!main.contains("authentication is off"), "{main}");
     let runbook = text(&tree, "docs/runbooks/gateway.md");
-    assert!(runbook.contains("| `CATALOG_READ_ROLE`, `CATALOG_WRITE_ROLE` | `catalog:read`, `catalog:write` |"));
+    assert!(runbook.contains(
+        "| `CATALOG_READ_ROLE`, `CATALOG_WRITE_ROLE` | `catalog:read`, `catalog:write` |"
+    ));
     assert!(tree.get("gateway/tests/auth.rs").is_some());
 }
