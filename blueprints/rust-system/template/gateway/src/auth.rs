@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -35,6 +34,7 @@ use axum::response::Response;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use axum::http::HeaderValue;
 use axum::http::header::{self, HeaderMap};
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
@@ -624,6 +624,8 @@ fn strip_identity(headers: &mut axum::http::HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]
