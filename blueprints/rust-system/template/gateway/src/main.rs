@@ -25,7 +25,11 @@ const TOKEN_LIFETIME_SECONDS: u64 = 3600;
 #[tokio::main]
 async fn main() -> ExitCode {
 {% if auth.scheme == 'jwt' %}
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Not `args()`, which panics on an argument that is not UTF-8.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     if let Some(("token", rest)) = args.split_first().map(|(c, rest)| (c.as_str(), rest)) {
         return token(rest);
     }
