@@ -2,8 +2,9 @@
 //! records the requests it receives: every refused request is answered by the gateway
 //! alone, with the right status and challenge, and never reaches the service.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::{Seen, spawn};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -20,7 +21,6 @@ use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
 const ISSUER: &str = "https://issuer.test";
@@ -38,34 +38,6 @@ b6UBt8AnouOgAyFfhNHIDxn7tuFsvV3SkL0R3NIp23WduNQAv6tGPFNrNHoM50Xk
 IwIDAQAB
 -----END PUBLIC KEY-----
 ";
-
-/// The headers of the requests the fake service has received.
-#[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<HeaderMap>>>);
-
-impl Seen {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn last(&self) -> HeaderMap {
-        self.0.lock().unwrap().last().cloned().expect("no request")
-    }
-}
-
-async fn spawn(app: Router) -> HttpUrl {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}").parse().unwrap()
-}
 
 /// The gateway verifying tokens with `key` in front of the fake service `fake`, whose
 /// writes need `fake:write` and reads `fake:read` (the defaults).

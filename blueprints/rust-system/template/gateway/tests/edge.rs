@@ -2,9 +2,11 @@
 //! service that records the requests it has fully received: rate limiting, CORS,
 //! security headers, body and header size limits and request ids.
 
+mod common;
+
+use common::{Seen, spawn};
+
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,36 +22,6 @@ use http_body_util::BodyExt;
 use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
-use tokio::net::TcpListener;
-
-/// The requests the fake service has received in full, by their headers.
-#[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<HeaderMap>>>);
-
-impl Seen {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    fn last(&self) -> HeaderMap {
-        self.0.lock().unwrap().last().cloned().expect("no request")
-    }
-}
-
-/// Serves `app` on an ephemeral port and returns its base URL.
-async fn spawn(app: Router) -> HttpUrl {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}").parse().unwrap()
-}
 
 /// A service that echoes the bodies it reads completely (`/echo`) and serves an HTML
 /// page (`/page`), recording both.

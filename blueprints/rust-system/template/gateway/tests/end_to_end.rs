@@ -1,9 +1,10 @@
 //! End to end: every service and the gateway run on ephemeral ports in this
 //! process, and each service is called through the gateway over real HTTP.
 
-use std::net::SocketAddr;
+mod common;
 
-use axum::Router;
+use common::spawn;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use gateway::{Config, SERVICES, Upstreams};
@@ -27,21 +28,6 @@ use tokio::net::TcpListener;
 /// Upper bound for anything a streaming check waits for.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 {% endif %}
-
-/// Serves `app` on an ephemeral port and returns its base URL.
-async fn spawn(app: Router) -> HttpUrl {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}").parse().unwrap()
-}
 
 /// Starts the gateway in front of `upstreams` and returns its base URL.
 async fn spawn_gateway(upstreams: Upstreams) -> HttpUrl {

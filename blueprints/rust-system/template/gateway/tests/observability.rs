@@ -1,7 +1,10 @@
 //! Observability through the gateway: services continue the caller's trace, and the
 //! gateway's metrics count proxied requests by route template, not by raw path.
 
-use std::net::SocketAddr;
+mod common;
+
+use common::spawn;
+
 use std::sync::Once;
 
 use axum::Router;
@@ -15,26 +18,10 @@ use platform::config::HttpUrl;
 use platform::health::Readiness;
 use platform::propagation::TRACEPARENT;
 use platform::telemetry::{Telemetry, TraceConfig};
-use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
-
-/// Serves `app` on an ephemeral port and returns its base URL.
-async fn spawn(app: Router) -> HttpUrl {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}").parse().unwrap()
-}
 
 /// Traces as `telemetry::init` does, without logs or export, for the whole process
 /// (a per-test subscriber would race with the other tests' threads).

@@ -1,8 +1,11 @@
 //! Upstream resilience: timeouts, retries within a budget, circuit breakers and
 //! bulkheads, against fake services on ephemeral ports that count their calls.
 
+mod common;
+
+use common::spawn;
+
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,28 +21,12 @@ use hyper_util::rt::TokioExecutor;
 use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// How long a slow fake service takes to answer.
 const SLOW: Duration = Duration::from_secs(5);
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Serves `app` on an ephemeral port and returns its base URL.
-async fn spawn(app: Router) -> HttpUrl {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}").parse().unwrap()
-}
 
 /// A fake service that answers every request with `answer(n)`, `n` counting its calls
 /// from 0, and the counter of its calls.
