@@ -364,5 +364,5 @@ fn with_jwt_the_readme_explains_tokens_and_compose_sets_the_dev_secret() {
     assert!(runbook.contains(
         "| `CATALOG_READ_ROLE`, `CATALOG_WRITE_ROLE` | `catalog:read`, `catalog:write` |"
     ));
-    assert!(tree.get("gateway/tests/auth.rs").is_some());
+    assert!(tree.get("gateway/tests/auth_jwt.rs").is_some());
 }

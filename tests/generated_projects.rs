@@ -204,7 +204,7 @@ fn three_rest_services_with_gateway_and_hostile_free_text() {
     );
     assert!(root.join(".gitlab-ci.yml").is_file());
     assert!(!root.join(".github").exists());
-    assert!(!root.join("gateway/tests/auth.rs").exists());
+    assert!(!root.join("gateway/tests/auth_jwt.rs").exists());
     check_hygiene(&root, false);
     let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
         .unwrap()

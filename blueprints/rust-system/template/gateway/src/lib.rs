@@ -57,7 +57,7 @@ pub struct Service {
     pub default_url: &'static str,
     /// Environment variable overriding `UPSTREAM_TIMEOUT_MS` for this service.
     pub timeout_var: &'static str,
-{% if auth.scheme == 'jwt' %}
+{% if auth.scheme != 'none' %}
     /// Environment variable overriding the role reads need (`<service>:read`).
     pub read_role_var: &'static str,
     /// Environment variable overriding the role writes need (`<service>:write`).
@@ -74,7 +74,7 @@ pub const SERVICES: &[Service] = &[
         url_var: "{{ s.name | screaming_snake_case }}_URL",
         default_url: "http://127.0.0.1:{{ 8081 | plus: s.index }}",
         timeout_var: "{{ s.name | screaming_snake_case }}_TIMEOUT_MS",
-{% if auth.scheme == 'jwt' %}
+{% if auth.scheme != 'none' %}
         read_role_var: "{{ s.name | screaming_snake_case }}_READ_ROLE",
         write_role_var: "{{ s.name | screaming_snake_case }}_WRITE_ROLE",
 {% endif %}

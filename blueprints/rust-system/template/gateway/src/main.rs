@@ -44,7 +44,7 @@ fn token(args: &[String]) -> ExitCode {
         eprintln!("usage: {NAME} token <subject> [role...]");
         return ExitCode::from(2);
     };
-    match gateway::auth::mint_token(subject, roles, TOKEN_LIFETIME_SECONDS) {
+    match gateway::auth::jwt::mint_token(subject, roles, TOKEN_LIFETIME_SECONDS) {
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS

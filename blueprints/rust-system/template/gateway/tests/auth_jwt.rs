@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gateway::auth::{JwtConfig, JwtKey, Permissions};
+use gateway::auth::Permissions;
+use gateway::auth::jwt::{JwtKey, JwtVerifier};
 use gateway::{AuthConfig, Config, Upstreams};
 use http_body_util::BodyExt;
 use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
@@ -50,12 +51,14 @@ async fn spawn_gateway(key: &JwtKey) -> (HttpUrl, Seen) {
     let service = spawn(Router::new().fallback(any(record)).with_state(seen.clone())).await;
     let mut upstreams = Upstreams::default();
     upstreams.insert("fake", service);
-    let jwt = JwtConfig::new(key, ISSUER, AUDIENCE)
+    let jwt = JwtVerifier::new(key, ISSUER, AUDIENCE)
         .unwrap()
-        .with_leeway(5)
-        .with_permissions("fake", Permissions::defaults_for("fake"));
+        .with_leeway(5);
+    let mut auth = AuthConfig::new(jwt);
+    auth.permissions
+        .insert("fake".to_owned(), Permissions::defaults_for("fake"));
     let config = Config {
-        auth: AuthConfig { jwt: Some(jwt) },
+        auth,
         ..Config::new(upstreams)
     };
     (spawn(gateway::router(config, Readiness::new())).await, seen)
