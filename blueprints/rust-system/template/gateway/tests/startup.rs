@@ -80,11 +80,7 @@ fn the_development_secret_needs_its_opt_in() {
 
 #[test]
 fn a_short_secret_is_refused() {
-    assert_refused(
-        &[("JWT_SECRET", "too-short")],
-        "JWT_SECRET",
-        &["32 bytes"],
-    );
+    assert_refused(&[("JWT_SECRET", "too-short")], "JWT_SECRET", &["32 bytes"]);
 }
 {% endif %}
 {% if auth.scheme == 'api-key' %}
