@@ -201,6 +201,19 @@ async fn grpc_calls_without_a_key_are_unauthenticated() {
 }
 
 #[tokio::test]
+async fn a_websocket_upgrade_without_a_key_is_401() {
+    let (gateway, seen, _) = spawn_gateway().await;
+    // A key in the query string is not a key: it would end up in access logs.
+    let request = Request::get("/api/fake/ws?api_key=ak_alice_secret")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    assert_unauthorized(&send(&gateway, request).await, false);
+    assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
 async fn forged_identity_headers_never_reach_the_service() {
     let (gateway, seen, keys) = spawn_gateway().await;
     // Without a key, forged headers do not help.
