@@ -1,6 +1,6 @@
 //! The gateway binary as a deployment starts it: without usable credentials settings
 //! (`auth.scheme = "{{ auth.scheme }}"`) it refuses to start, with exit code 1 and a
-//! message naming the variable to fix.
+//! message naming the variable to fix.{% if auth.scheme == 'api-key' %} And its `api-key create` command.{% endif %}
 
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -134,6 +134,34 @@ fn the_development_key_needs_its_opt_in() {
         "API_KEYS",
         &["API_KEYS_ALLOW_DEV_KEY"],
     );
+}
+
+#[test]
+fn api_key_create_prints_a_key_and_its_entry_and_checks_its_arguments() {
+    let output = Command::new(BINARY)
+        .args(["api-key", "create", "ci", "a:read", "a:write"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("ak_ci_"), "{stdout}");
+    assert!(lines[1].starts_with("ci:"), "{stdout}");
+    assert!(lines[1].ends_with(":a:read+a:write"), "{stdout}");
+    for args in [
+        &["api-key"][..],
+        &["api-key", "create"],
+        &["api-key", "create", "c_i"],
+        &["api-key", "create", "ci", "a,b"],
+        &["api-key", "delete", "ci"],
+    ] {
+        let output = Command::new(BINARY).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("usage: gateway api-key create"), "{stderr}");
+    }
 }
 
 #[test]
