@@ -366,3 +366,54 @@ fn with_jwt_the_readme_explains_tokens_and_compose_sets_the_dev_secret() {
     ));
     assert!(tree.get("gateway/tests/auth_jwt.rs").is_some());
 }
+
+#[test]
+fn with_api_keys_the_readme_explains_keys_and_compose_sets_the_dev_entry() {
+    let tree = common::render(PartialAnswers {
+        auth: PartialAuth {
+            scheme: Some("api-key".into()),
+            mtls: None,
+        },
+        ..answers(&[("catalog", "rest"), ("feed", "sse")], true)
+    });
+    let readme = text(&tree, "README.md");
+    assert!(!readme.contains("> **No authentication.**"), "{readme}");
+    for needle in [
+        "## Authentication",
+        "X-API-Key: ak_dev_dev-only-key-do-not-use-in-production-0123456789",
+        "cargo run -q -p gateway -- api-key create billing catalog:read feed:read",
+        "API_KEYS_ALLOW_DEV_KEY",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+    let compose = yaml(&tree, "deploy/compose.yaml");
+    let env = &compose["services"]["gateway"]["environment"];
+    assert_eq!(
+        str_of(&env["API_KEYS"]),
+        "dev:5d19e90bcd7060b225eaabb6a46cdc124f24d0272ed814681a36498d70d54051:\
+         catalog:read+catalog:write+feed:read+feed:write"
+    );
+    assert_eq!(str_of(&env["API_KEYS_ALLOW_DEV_KEY"]), "true");
+    let main = text(&tree, "gateway/src/main.rs");
+    assert!(main.contains("\"api-key\""), "{main}");
+    assert!(!main.contains("\"token\""), "{main}");
+    let runbook = text(&tree, "docs/runbooks/gateway.md");
+    for needle in [
+        "| `API_KEYS` |",
+        "| `API_KEYS_REVOKED` |",
+        "gateway api-key create <id> [role...]",
+        "WWW-Authenticate: ApiKey realm=",
+    ] {
+        assert!(runbook.contains(needle), "runbook lacks {needle}");
+    }
+    assert!(!runbook.contains("JWT_"), "{runbook}");
+    for path in [
+        "gateway/src/auth/api_key.rs",
+        "gateway/tests/auth_api_key.rs",
+        "gateway/tests/startup.rs",
+    ] {
+        assert!(tree.get(path).is_some(), "{path}");
+    }
+    assert!(tree.get("gateway/src/auth/jwt.rs").is_none());
+    assert!(tree.get("gateway/tests/auth_jwt.rs").is_none());
+}

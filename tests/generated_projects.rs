@@ -192,8 +192,8 @@ fn three_rest_services_with_gateway_and_hostile_free_text() {
             "users:rest",
             "--ci",
             "gitlab",
-            // The other cells with a gateway take the default, jwt; this one keeps
-            // auth.scheme = "none" covered.
+            // The other cells with a gateway take the default, jwt, except the SSE
+            // cell (api-key); this one keeps auth.scheme = "none" covered.
             "--auth",
             "none",
             "--description",
@@ -267,9 +267,13 @@ fn one_websocket_service_without_gateway() {
 }
 
 #[test]
-fn one_sse_service_with_gateway() {
-    let (root, _cell) = generate("sse-gw", &["--service", "feed:sse"]);
+fn one_sse_service_with_gateway_and_api_keys() {
+    let (root, _cell) = generate(
+        "sse-gw-api-key",
+        &["--service", "feed:sse", "--auth", "api-key"],
+    );
     assert!(root.join("services/feed/src/event_log.rs").is_file());
+    assert!(root.join("gateway/tests/auth_api_key.rs").is_file());
     check_hygiene(&root, true);
     build_and_test(&root);
 }

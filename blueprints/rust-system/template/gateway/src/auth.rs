@@ -23,6 +23,10 @@
 
 pub mod jwt;
 {% endif %}
+{% if auth.scheme == 'api-key' %}
+
+pub mod api_key;
+{% endif %}
 
 use std::sync::Arc;
 
@@ -50,6 +54,11 @@ use platform::config::ConfigError;
 
 /// How this gateway verifies credentials: JWT bearer tokens.
 pub use jwt::JwtVerifier as Verifier;
+{% endif %}
+{% if auth.scheme == 'api-key' %}
+
+/// How this gateway verifies credentials: API keys.
+pub use api_key::ApiKeyVerifier as Verifier;
 {% endif %}
 
 /// The prefix of the headers that carry the verified identity to the services; inbound
@@ -258,6 +267,10 @@ async fn identify_request(
                 request.extensions_mut().insert(refusal);
             }
         }
+{% if auth.scheme == 'api-key' %}
+        // The key stays at the gateway: services see the verified identity only.
+        api_key::strip_key(request.headers_mut());
+{% endif %}
     }
     next.run(request).await
 }
