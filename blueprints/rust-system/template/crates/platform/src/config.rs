@@ -131,6 +131,13 @@ impl HttpUrl {
             .build()
     }
 
+{% if auth.mtls %}
+    /// Whether the URL is `https://`.
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == Some(&Scheme::HTTPS)
+    }
+
+{% endif %}
     /// The `host[:port]` part of the URL.
     pub fn authority(&self) -> &str {
         self.0
