@@ -82,17 +82,19 @@ pub async fn serve(
     readiness: Readiness,
 ) -> Result<(), ServerError> {
     let identity = Identity::from_env(name)?;
-    let admin = config::admin_addr(addr)?;
+    let admin_addr = config::admin_addr(addr)?;
     let listener = TlsListener::bind(addr, identity.server_config())
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    tracing::info!(%addr, %admin, "listening (mutual TLS; admin port plain HTTP)");
+    let admin = bind_plain(admin_addr).await?;
+    tracing::info!(%addr, admin = %admin_addr, "listening (mutual TLS; admin port plain HTTP)");
     let shutdown = Shutdown::start(readiness);
     let main = axum::serve(listener, app.clone()).with_graceful_shutdown(shutdown.wait());
-    let admin = serve_admin(admin, app, &shutdown);
-    let (main, admin) = tokio::join!(main, admin);
-    main.map_err(ServerError::Serve)?;
-    admin
+    tokio::try_join!(
+        async { main.await.map_err(ServerError::Serve) },
+        serve_admin(admin, app, &shutdown),
+    )?;
+    Ok(())
 }
 
 /// Binds `addr` and serves `app` over plain HTTP (behind an ingress that terminates
@@ -105,9 +107,10 @@ pub async fn serve_public(
     app: Router,
     readiness: Readiness,
 ) -> Result<(), ServerError> {
-    let admin = config::admin_addr(addr)?;
+    let admin_addr = config::admin_addr(addr)?;
     let listener = bind_plain(addr).await?;
-    tracing::info!(%addr, %admin, "listening (admin port plain HTTP)");
+    let admin = bind_plain(admin_addr).await?;
+    tracing::info!(%addr, admin = %admin_addr, "listening (admin port plain HTTP)");
     let shutdown = Shutdown::start(readiness);
     let main = axum::serve(
         listener,
@@ -115,20 +118,20 @@ pub async fn serve_public(
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.wait());
-    let admin = serve_admin(admin, app, &shutdown);
-    let (main, admin) = tokio::join!(main, admin);
-    main.map_err(ServerError::Serve)?;
-    admin
+    tokio::try_join!(
+        async { main.await.map_err(ServerError::Serve) },
+        serve_admin(admin, app, &shutdown),
+    )?;
+    Ok(())
 }
 
-/// Serves the probes and metrics of `app` on `addr` over plain HTTP, for Kubernetes
+/// Serves the probes and metrics of `app` on `listener` over plain HTTP, for Kubernetes
 /// probes and Prometheus, which present no client certificate.
 async fn serve_admin(
-    addr: SocketAddr,
+    listener: PlainListener,
     app: Router,
     shutdown: &Shutdown,
 ) -> Result<(), ServerError> {
-    let listener = bind_plain(addr).await?;
     let app = app.layer(axum::middleware::from_fn(admin_only));
     axum::serve(
         listener,
@@ -148,19 +151,21 @@ async fn admin_only(request: Request, next: Next) -> Response {
     }
 }
 
-/// A TCP listener on `addr` whose connections are `TCP_NODELAY`.
-async fn bind_plain(
-    addr: SocketAddr,
-) -> Result<axum::serve::TapIo<TcpListener, impl FnMut(&mut TcpStream) + Send + 'static>, ServerError>
-{
-    Ok(TcpListener::bind(addr)
+/// A TCP listener whose connections are `TCP_NODELAY`.
+type PlainListener = axum::serve::TapIo<TcpListener, fn(&mut TcpStream)>;
+
+/// A [`PlainListener`] on `addr`.
+async fn bind_plain(addr: SocketAddr) -> Result<PlainListener, ServerError> {
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServerError::Bind { addr, source })?
-        .tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        }))
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(listener.tap_io(set_nodelay as fn(&mut TcpStream)))
+}
+
+fn set_nodelay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
 }
 
 /// The shutdown of every server of this process: set when SIGTERM or Ctrl-C arrives,
@@ -249,7 +254,7 @@ async fn accept_loop(
     accepted: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (mut stream, peer) = match listener.accept().await {
             Ok(connection) => connection,
             Err(error) => {
                 // Out of file descriptors and the like: retry after a pause.
@@ -258,9 +263,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
+        set_nodelay(&mut stream);
         let acceptor = acceptor.clone();
         let accepted = accepted.clone();
         tokio::spawn(async move {
