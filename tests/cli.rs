@@ -225,8 +225,8 @@ fn planned_choices_say_they_are_not_available_yet() {
         &["messaging.broker", "not available yet"],
     );
     rejects(
-        &["demo", "--yes", "--mtls"],
-        &["auth.mtls", "not available yet"],
+        &["demo", "--yes", "--auth", "api-key"],
+        &["auth.scheme", "not available yet"],
     );
 }
 

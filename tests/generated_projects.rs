@@ -136,6 +136,18 @@ fn check_hygiene(root: &Path, leftovers: bool) {
 /// `cargo <args>` in the generated workspace, with the shared target directory and none
 /// of the outer cargo's variables (its toolchain override included).
 fn cargo(root: &Path, args: &[&str]) {
+    let out = cargo_command(root, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: cargo {args:?} failed\n--- stdout\n{}\n--- stderr\n{}",
+        root.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The command of [`cargo`], to run without asserting success.
+fn cargo_command(root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args(args).current_dir(root);
     for (key, _) in std::env::vars() {
@@ -151,14 +163,7 @@ fn cargo(root: &Path, args: &[&str]) {
         // multiply the shared target directory's size for nothing.
         .env("CARGO_INCREMENTAL", "0")
         .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: cargo {args:?} failed\n--- stdout\n{}\n--- stderr\n{}",
-        root.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cmd
 }
 
 fn build_and_test(root: &Path) {
@@ -379,6 +384,62 @@ fn all_five_protocols_behind_the_gateway() {
     ] {
         assert!(root.join(path).is_file(), "{path}");
     }
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}
+
+#[test]
+fn mutual_tls_between_the_gateway_and_rest_grpc_and_websocket_services() {
+    let (root, _cell) = generate(
+        "mtls-gw",
+        &[
+            "--service",
+            "catalog:rest",
+            "--service",
+            "ledger:grpc",
+            "--service",
+            "chat:websocket",
+            "--mtls",
+        ],
+    );
+    for path in [
+        "tools/dev-certs/src/main.rs",
+        "crates/platform/src/tls.rs",
+        "crates/platform/tests/mtls.rs",
+    ] {
+        assert!(root.join(path).is_file(), "{path}");
+    }
+    let gitignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    assert!(gitignore.contains("/certs/"), "{gitignore}");
+    check_hygiene(&root, true);
+    build_and_test(&root);
+    // The development CA tool writes the CA and a certificate and key per binary, keys
+    // readable by their owner only, and keeps an existing CA without --force.
+    cargo(&root, &["run", "-q", "-p", "dev-certs"]);
+    for file in ["ca.pem", "ca-key.pem", "gateway.pem", "ledger-key.pem"] {
+        assert!(root.join("certs").join(file).is_file(), "{file}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("certs/gateway-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = cargo_command(&root, &["run", "-q", "-p", "dev-certs"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "dev-certs replaced an existing CA");
+}
+
+#[test]
+fn mutual_tls_without_gateway() {
+    let (root, _cell) = generate(
+        "mtls-no-gw",
+        &["--service", "inventory:rest", "--no-gateway", "--mtls"],
+    );
     check_hygiene(&root, true);
     build_and_test(&root);
 }

@@ -53,7 +53,7 @@ fn wizard_answers_equal_the_flags_answers() {
     answer(&mut p, "Add another service?", "n");
     answer(&mut p, "Messaging broker", "\r");
     answer(&mut p, "Authentication", "\r");
-    p.exp_string("Mutual TLS").unwrap();
+    answer(&mut p, "Mutual TLS between services?", "n");
     answer(&mut p, "Generate the API gateway?", "n");
     answer(&mut p, "CI provider", DOWN);
     answer(&mut p, "gitlab", "\r");
@@ -102,6 +102,7 @@ fn declining_the_confirmation_writes_nothing() {
     for prompt in ["Messaging broker", "Authentication"] {
         answer(&mut p, prompt, "\r");
     }
+    answer(&mut p, "Mutual TLS between services?", "y");
     answer(&mut p, "Generate the API gateway?", "y");
     answer(&mut p, "CI provider", "\r");
     answer(&mut p, "Generate shop in", "n");

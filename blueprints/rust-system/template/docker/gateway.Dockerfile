@@ -1,5 +1,6 @@
 {% assign binary = "gateway" %}
 {% assign port = 8080 %}
+{% assign admin_port = port | plus: 1000 %}
 {% assign dockerfile = "gateway/Dockerfile" %}
 {% assign what = "the API gateway" %}
 {% assign summary = "The API gateway of " | append: name | append: ": " | append: description %}
@@ -53,13 +54,23 @@ LABEL org.opencontainers.image.title="{{ name }}-{{ binary }}" \
       org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot" \
       org.opencontainers.image.base.digest="sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f"
 COPY --from=builder /app/target/release/{{ binary }} /usr/local/bin/{{ binary }}
+{% if auth.mtls %}
+# Listen on every interface of the container, on the binary's default port, and serve
+# /healthz, /readyz and /metrics in plain HTTP on the admin port. The certificates are
+# mounted at run time (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE), never built in.
+ENV HOST=0.0.0.0 \
+    PORT={{ port }} \
+    ADMIN_PORT={{ admin_port }}
+EXPOSE {{ port }} {{ admin_port }}
+{% else %}
 # Listen on every interface of the container, on the binary's default port.
 ENV HOST=0.0.0.0 \
     PORT={{ port }}
 EXPOSE {{ port }}
+{% endif %}
 # The distroless `nonroot` user, by number so that Kubernetes can verify runAsNonRoot.
 USER 65532:65532
-# The image has no shell and no curl: the binary probes its own /healthz.
+# The image has no shell and no curl: the binary probes its own /healthz{% if auth.mtls %} (admin port){% endif %}.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/{{ binary }}", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/{{ binary }}"]

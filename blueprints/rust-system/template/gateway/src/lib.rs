@@ -36,6 +36,9 @@ use axum::Router;
 use axum::routing::any;
 use platform::config::{self, ConfigError, HttpUrl};
 use platform::health::Readiness;
+{% if auth.mtls %}
+use platform::tls::Identity;
+{% endif %}
 
 pub use auth::AuthConfig;
 pub use edge::EdgeConfig;
@@ -72,7 +75,7 @@ pub const SERVICES: &[Service] = &[
     Service {
         name: "{{ s.name }}",
         url_var: "{{ s.name | screaming_snake_case }}_URL",
-        default_url: "http://127.0.0.1:{{ 8081 | plus: s.index }}",
+        default_url: "{% if auth.mtls %}https{% else %}http{% endif %}://127.0.0.1:{{ 8081 | plus: s.index }}",
         timeout_var: "{{ s.name | screaming_snake_case }}_TIMEOUT_MS",
 {% if auth.scheme != 'none' %}
         read_role_var: "{{ s.name | screaming_snake_case }}_READ_ROLE",
@@ -124,6 +127,11 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// Who may call which service.
     pub auth: AuthConfig,
+{% if auth.mtls %}
+    /// The certificate the gateway presents to the services over mutual TLS (their
+    /// URLs are then `https://`); `None` calls them over plain HTTP.
+    pub tls: Option<Identity>,
+{% endif %}
 }
 
 impl Config {
@@ -136,6 +144,9 @@ impl Config {
             resilience: ResilienceConfig::default(),
             edge: EdgeConfig::default(),
             auth: AuthConfig::default(),
+{% if auth.mtls %}
+            tls: None,
+{% endif %}
         }
     }
 
@@ -146,6 +157,9 @@ impl Config {
             resilience: ResilienceConfig::from_env()?,
             edge: EdgeConfig::from_env()?,
             auth: AuthConfig::from_env()?,
+{% if auth.mtls %}
+            tls: Some(Identity::from_env(NAME)?),
+{% endif %}
         })
     }
 }
@@ -159,7 +173,15 @@ pub fn router(config: Config, readiness: Readiness) -> Router {
         .route("/api/{service}/", any(proxy::forward_api))
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
+{% if auth.mtls %}
+        .with_state(
+            Gateway::new(config.upstreams)
+                .with_resilience(config.resilience)
+                .with_tls(config.tls.as_ref()),
+        );
+{% else %}
         .with_state(Gateway::new(config.upstreams).with_resilience(config.resilience));
+{% endif %}
     let api = auth::authorize(api, &auth);
     let api = edge::protect_api(api, &config.edge, &auth);
     edge::protect_all(platform::http::app(NAME, api, readiness), &config.edge)

@@ -122,7 +122,12 @@ async fn run() -> Result<(), platform::Error> {
         "authentication is off (auth.scheme = \"none\"): every route answers any client"
     );
 {% endif %}
+{% if auth.mtls %}
+    // Plain HTTP for clients (TLS ends at the ingress); mutual TLS to the services.
+    let served = platform::server::serve_public(addr, app, readiness).await;
+{% else %}
     let served = platform::serve(addr, app, readiness).await;
+{% endif %}
     telemetry.shutdown().await;
     served?;
     Ok(())

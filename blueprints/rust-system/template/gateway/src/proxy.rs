@@ -14,6 +14,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform::client::{self, HttpClient};
+{% if auth.mtls %}
+use platform::tls::Identity;
+{% endif %}
 use platform::{Problem, problem, propagation};
 use tracing::Instrument;
 
@@ -66,13 +69,33 @@ impl Gateway {
         self.resilience = Arc::new(Resilience::new(config, &self.upstreams));
         self
     }
+{% if auth.mtls %}
+
+    /// This gateway calling its upstreams over mutual TLS with `identity`'s certificate
+    /// (`https://` URLs only), or over plain HTTP when `None`.
+    #[must_use]
+    pub fn with_tls(mut self, identity: Option<&Identity>) -> Self {
+        if let Some(identity) = identity {
+            self.client = Client::builder(TokioExecutor::new())
+                .build(client::mtls_connector(identity, false));
+            self.grpc = Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(client::mtls_connector(identity, true));
+        }
+        self
+    }
+{% endif %}
 }
 
 /// An HTTP/2 cleartext client (prior knowledge) over the platform's connections.
 fn grpc_client() -> HttpClient {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
+{% if auth.mtls %}
+        .build(client::plain_connector())
+{% else %}
         .build(client::connector())
+{% endif %}
 }
 
 /// How a request travels to its service.

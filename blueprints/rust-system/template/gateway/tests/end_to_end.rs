@@ -1,9 +1,18 @@
 //! End to end: every service and the gateway run on ephemeral ports in this
+{% if auth.mtls %}
+//! process, and each service is called through the gateway over real HTTP; the gateway
+//! calls the services over mutual TLS.
+{% else %}
 //! process, and each service is called through the gateway over real HTTP.
+{% endif %}
 
 mod common;
 
+{% if auth.mtls %}
+use common::{Pki, pki, spawn, spawn_tls};
+{% else %}
 use common::spawn;
+{% endif %}
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -29,10 +38,25 @@ use tokio::net::TcpListener;
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 {% endif %}
 
+{% if auth.mtls %}
+/// Starts the gateway in front of `upstreams`, with a client certificate from [`pki`],
+/// and returns its base URL.
+async fn spawn_gateway(upstreams: Upstreams) -> HttpUrl {
+    spawn_gateway_as(upstreams, pki()).await
+}
+
+/// Starts the gateway with a client certificate from `issuer`.
+async fn spawn_gateway_as(upstreams: Upstreams, issuer: &Pki) -> HttpUrl {
+    let mut config = Config::new(upstreams);
+    config.tls = Some(issuer.identity("gateway", pki()));
+    spawn(gateway::router(config, Readiness::new())).await
+}
+{% else %}
 /// Starts the gateway in front of `upstreams` and returns its base URL.
 async fn spawn_gateway(upstreams: Upstreams) -> HttpUrl {
     spawn(gateway::router(Config::new(upstreams), Readiness::new())).await
 }
+{% endif %}
 
 /// Starts every service and returns where each one listens.
 async fn spawn_services() -> Upstreams {
@@ -48,7 +72,11 @@ async fn spawn_services() -> Upstreams {
     let state = {{ s.name | snake_case }}::AppState::in_memory().await;
 {% endif %}
     let app = {{ s.name | snake_case }}::router(state, Readiness::new());
+{% if auth.mtls %}
+    let url = spawn_tls(app, "{{ s.name }}").await;
+{% else %}
     let url = spawn(app).await;
+{% endif %}
     upstreams.insert("{{ s.name }}", url);
 
 {% endfor %}
@@ -434,6 +462,17 @@ async fn grpc_round_trip_{{ s.name | snake_case }}(gateway: &HttpUrl) {
 }
 {% endfor %}
 
+{% if auth.mtls %}
+#[tokio::test]
+async fn a_gateway_certificate_from_another_ca_is_refused_by_the_services() {
+    let gateway = spawn_gateway_as(spawn_services().await, &Pki::new()).await;
+
+    let path = "/api/{{ services.first.name }}/healthz";
+    let reply = call(&gateway, Method::GET, path, None).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+}
+
+{% endif %}
 #[tokio::test]
 async fn unreachable_service_is_a_bad_gateway() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -80,7 +80,39 @@ pub fn listen_addr(default_port: u16) -> Result<SocketAddr, ConfigError> {
     Ok(SocketAddr::new(host, port))
 }
 
+{% if auth.mtls %}
+/// What `ADMIN_PORT` defaults to: `PORT` plus this.
+pub const ADMIN_PORT_OFFSET: u16 = 1000;
+
+/// The plain HTTP admin address for probes and metrics: the host of `listen` and
+/// `ADMIN_PORT` (default `PORT` + [`ADMIN_PORT_OFFSET`]).
+pub fn admin_addr(listen: SocketAddr) -> Result<SocketAddr, ConfigError> {
+    let port = match optional_var::<u16>("ADMIN_PORT")? {
+        Some(port) => port,
+        None => listen
+            .port()
+            .checked_add(ADMIN_PORT_OFFSET)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "PORT",
+                value: listen.port().to_string(),
+                reason: format!("PORT + {ADMIN_PORT_OFFSET} is not a port: set ADMIN_PORT"),
+            })?,
+    };
+    if port == listen.port() {
+        return Err(ConfigError::Invalid {
+            name: "ADMIN_PORT",
+            value: port.to_string(),
+            reason: "must differ from PORT".to_owned(),
+        });
+    }
+    Ok(SocketAddr::new(listen.ip(), port))
+}
+
+/// An absolute `http://` or `https://` URL without query, used as the base of
+/// upstream requests.
+{% else %}
 /// An absolute `http://` URL without query, used as the base of upstream requests.
+{% endif %}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl(Uri);
 
@@ -89,12 +121,23 @@ impl HttpUrl {
     pub fn join(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
         let base = self.0.path().trim_end_matches('/');
         Uri::builder()
+{% if auth.mtls %}
+            .scheme(self.0.scheme().cloned().unwrap_or(Scheme::HTTP))
+{% else %}
             .scheme(Scheme::HTTP)
+{% endif %}
             .authority(self.authority())
             .path_and_query(format!("{base}{path_and_query}"))
             .build()
     }
 
+{% if auth.mtls %}
+    /// Whether the URL is `https://`.
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == Some(&Scheme::HTTPS)
+    }
+
+{% endif %}
     /// The `host[:port]` part of the URL.
     pub fn authority(&self) -> &str {
         self.0
@@ -116,9 +159,15 @@ impl FromStr for HttpUrl {
         let uri: Uri = value
             .parse()
             .map_err(|error| format!("not a URL ({error})"))?;
+{% if auth.mtls %}
+        if uri.scheme() != Some(&Scheme::HTTP) && uri.scheme() != Some(&Scheme::HTTPS) {
+            return Err("expected an http:// or https:// URL".to_owned());
+        }
+{% else %}
         if uri.scheme() != Some(&Scheme::HTTP) {
             return Err("expected an http:// URL".to_owned());
         }
+{% endif %}
         if uri.authority().is_none() {
             return Err("the URL has no host".to_owned());
         }
@@ -168,10 +217,33 @@ mod tests {
         );
     }
 
+{% if auth.mtls %}
+    #[test]
+    fn https_urls_keep_their_scheme() {
+        let url: HttpUrl = parse("UPSTREAM_URL", "https://catalog:8081").unwrap();
+        assert_eq!(
+            url.join("/v1/items").unwrap(),
+            "https://catalog:8081/v1/items"
+        );
+    }
+
+    #[test]
+    fn the_admin_port_defaults_to_port_plus_1000() {
+        let listen: SocketAddr = "0.0.0.0:8081".parse().unwrap();
+        assert_eq!(admin_addr(listen).unwrap().port(), 9081);
+        let error = admin_addr("0.0.0.0:65000".parse().unwrap()).unwrap_err();
+        assert!(error.to_string().contains("ADMIN_PORT"), "{error}");
+    }
+
+{% endif %}
     #[test]
     fn http_url_rejects_other_schemes_and_relative_urls() {
         for value in [
+{% if auth.mtls %}
+            "ftp://example.com",
+{% else %}
             "https://example.com",
+{% endif %}
             "example.com:80",
             "/v1",
             "http://host/?q=1",

@@ -13,6 +13,9 @@ pub mod problem;
 pub mod propagation;
 pub mod server;
 pub mod telemetry;
+{% if auth.mtls %}
+pub mod tls;
+{% endif %}
 
 use std::process::ExitCode;
 
@@ -56,7 +59,7 @@ pub enum Error {
 ///
 /// Without arguments it awaits `run` and exits 0, or 1 after printing the error on
 /// stderr. `name healthcheck` instead asks the server already running on this host
-/// whether it is live ([`health::check`]) and exits 0 or 1: the container health
+/// whether it is live ([`health::check`]{% if auth.mtls %}, on its plain admin port{% endif %}) and exits 0 or 1: the container health
 /// check of images that have no shell and no curl. Anything else is a usage error
 /// (exit 2).
 pub async fn main<F>(name: &str, default_port: u16, run: impl FnOnce() -> F) -> ExitCode
@@ -83,5 +86,9 @@ where
 
 async fn healthcheck(default_port: u16) -> Result<(), Error> {
     let listen = config::listen_addr(default_port)?;
+{% if auth.mtls %}
+    Ok(health::check(config::admin_addr(listen)?).await?)
+{% else %}
     Ok(health::check(listen).await?)
+{% endif %}
 }

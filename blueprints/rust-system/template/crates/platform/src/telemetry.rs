@@ -74,7 +74,13 @@ impl TraceConfig {
     pub fn from_env(service_name: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             service_name: config::var_or(SERVICE_NAME_VAR, service_name)?,
+{% if auth.mtls %}
+            otlp_endpoint: config::optional_var(OTLP_ENDPOINT_VAR)?
+                .map(plain_endpoint)
+                .transpose()?,
+{% else %}
             otlp_endpoint: config::optional_var(OTLP_ENDPOINT_VAR)?,
+{% endif %}
         })
     }
 
@@ -87,6 +93,21 @@ impl TraceConfig {
     }
 }
 
+{% if auth.mtls %}
+/// `url` as a collector endpoint: `http://` only, since the export client has no TLS
+/// trust (an `https://` collector is reached through a local collector that forwards).
+fn plain_endpoint(url: HttpUrl) -> Result<HttpUrl, ConfigError> {
+    if url.is_https() {
+        return Err(ConfigError::Invalid {
+            name: OTLP_ENDPOINT_VAR,
+            value: url.to_string(),
+            reason: "expected an http:// URL".to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+{% endif %}
 /// The tracer provider of the process; [`Telemetry::shutdown`] flushes it.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -277,10 +298,18 @@ mod tests {
 
     #[test]
     fn invalid_endpoint_names_the_variable() {
+{% if auth.mtls %}
+        let error = config::parse::<HttpUrl>(OTLP_ENDPOINT_VAR, "localhost:4318").unwrap_err();
+        assert!(error.to_string().contains(OTLP_ENDPOINT_VAR), "{error}");
+        let https = config::parse(OTLP_ENDPOINT_VAR, "https://collector:4318").unwrap();
+        let error = plain_endpoint(https).unwrap_err();
+        assert!(error.to_string().contains(OTLP_ENDPOINT_VAR), "{error}");
+{% else %}
         for value in ["localhost:4318", "https://collector:4318"] {
             let error = config::parse::<HttpUrl>(OTLP_ENDPOINT_VAR, value).unwrap_err();
             assert!(error.to_string().contains(OTLP_ENDPOINT_VAR), "{error}");
         }
+{% endif %}
     }
 
     #[test]

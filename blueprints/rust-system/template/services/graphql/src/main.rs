@@ -22,7 +22,11 @@ async fn run() -> Result<(), platform::Error> {
     let readiness = Readiness::new();
     let app = router(state, readiness.clone());
     tracing::info!(service = NAME, "starting");
+{% if auth.mtls %}
+    let served = platform::serve(NAME, addr, app, readiness).await;
+{% else %}
     let served = platform::serve(addr, app, readiness).await;
+{% endif %}
     telemetry.shutdown().await;
     served?;
     Ok(())

@@ -28,7 +28,11 @@ async fn run() -> Result<(), platform::Error> {
         state.events().close();
     });
     tracing::info!(service = NAME, "starting");
+{% if auth.mtls %}
+    let served = platform::serve(NAME, addr, app, readiness).await;
+{% else %}
     let served = platform::serve(addr, app, readiness).await;
+{% endif %}
     telemetry.shutdown().await;
     served?;
     Ok(())

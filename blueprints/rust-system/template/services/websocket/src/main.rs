@@ -26,7 +26,11 @@ async fn run() -> Result<(), platform::Error> {
     let readiness = Readiness::new();
     let app = router(state.clone(), readiness.clone());
     tracing::info!(service = NAME, "starting");
+{% if auth.mtls %}
+    let served = platform::serve(NAME, addr, app, readiness).await;
+{% else %}
     let served = platform::serve(addr, app, readiness).await;
+{% endif %}
     // Upgraded connections outlive the HTTP server: close them with 1001 (going away).
     if !state.hub().close_all(CLOSE_GRACE).await {
         tracing::warn!("some connections did not close in time");
