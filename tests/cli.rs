@@ -224,10 +224,6 @@ fn planned_choices_say_they_are_not_available_yet() {
         &["demo", "--yes", "--messaging", "kafka"],
         &["messaging.broker", "not available yet"],
     );
-    rejects(
-        &["demo", "--yes", "--auth", "api-key"],
-        &["auth.scheme", "not available yet"],
-    );
 }
 
 #[test]
