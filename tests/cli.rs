@@ -221,10 +221,6 @@ fn planned_choices_say_they_are_not_available_yet() {
         ],
     );
     rejects(
-        &["demo", "--yes", "--auth", "oidc"],
-        &["auth.scheme", "not available yet"],
-    );
-    rejects(
         &["demo", "--yes", "--messaging", "kafka"],
         &["messaging.broker", "not available yet"],
     );

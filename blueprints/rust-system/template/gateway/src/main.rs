@@ -3,6 +3,7 @@
 //! `<SERVICE>_TIMEOUT_MS` per service, the `UPSTREAM_*` resilience settings and the
 //! edge protections' `RATE_LIMIT_*`, `CORS_*`, `MAX_*`, `TRUSTED_PROXY_HOPS` and
 //! `HSTS_MAX_AGE`{% if auth.scheme == 'jwt' %}, and the `JWT_*` and `<SERVICE>_*_ROLE` settings of
+//! authentication{% endif %}{% if auth.scheme == 'oidc' %}, and the `OIDC_*` and `<SERVICE>_*_ROLE` settings of
 //! authentication{% endif %}; see `docs/runbooks/gateway.md`.
 {% if auth.scheme == 'jwt' %}
 //!
