@@ -112,7 +112,11 @@ async fn spawn_issuer(issuer: &Issuer) -> String {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .with_state(issuer.clone());
-    spawn(app).await.to_string().trim_end_matches('/').to_owned()
+    spawn(app)
+        .await
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// ES256 settings for `issuer`, with 5 s of leeway.
@@ -399,7 +403,12 @@ async fn an_unknown_kid_refreshes_the_keys_so_rotation_works() {
         ..settings
     })
     .await;
-    let response = call(&setup.gateway, Method::GET, Some(&setup.token(&["fake:read"]))).await;
+    let response = call(
+        &setup.gateway,
+        Method::GET,
+        Some(&setup.token(&["fake:read"])),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(setup.issuer.fetches(), 1);
     // The issuer rotates to a new key: its first token triggers one refresh.
@@ -421,17 +430,23 @@ async fn a_flood_of_unknown_kids_is_bounded_by_the_refresh_interval() {
     let tokens: Vec<String> = (0..20)
         .map(|i| setup.key.sign_as(&format!("unknown-{i}"), &claims))
         .collect();
-    let responses =
-        futures_util::future::join_all(tokens.iter().map(|token| {
-            call(&setup.gateway, Method::GET, Some(token.as_str()))
-        }))
-        .await;
+    let responses = futures_util::future::join_all(
+        tokens
+            .iter()
+            .map(|token| call(&setup.gateway, Method::GET, Some(token.as_str()))),
+    )
+    .await;
     for response in &responses {
         assert_unauthorized(response, true);
     }
     // One fetch (the first), however many unknown key ids; the known key still works.
     assert_eq!(setup.issuer.fetches(), 1);
-    let response = call(&setup.gateway, Method::GET, Some(&setup.token(&["fake:read"]))).await;
+    let response = call(
+        &setup.gateway,
+        Method::GET,
+        Some(&setup.token(&["fake:read"])),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(setup.issuer.fetches(), 1);
     assert_eq!(setup.seen.count(), 1);

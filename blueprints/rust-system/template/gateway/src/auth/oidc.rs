@@ -131,7 +131,11 @@ impl OidcSettings {
 /// The algorithms of `OIDC_ALGORITHMS`: a comma-separated subset of [`SUPPORTED`].
 fn parse_algorithms(value: &str) -> Result<Vec<Algorithm>, ConfigError> {
     let mut algorithms = Vec::new();
-    for name in value.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         let algorithm = SUPPORTED
             .into_iter()
             .find(|algorithm| format!("{algorithm:?}") == name)
@@ -532,7 +536,10 @@ mod tests {
             "http://localhost/issuer",
             "http://[::1]:9000",
         ] {
-            assert!(fetch_url("OIDC_ISSUER", accepted, false).is_ok(), "{accepted}");
+            assert!(
+                fetch_url("OIDC_ISSUER", accepted, false).is_ok(),
+                "{accepted}"
+            );
         }
         for refused in ["http://idp.example.com", "ftp://idp", "idp.example.com", ""] {
             let error = fetch_url("OIDC_ISSUER", refused, false).unwrap_err();
