@@ -336,7 +336,10 @@ async fn an_es256_token_is_accepted_with_its_public_key() {
     assert_eq!(seen.last()["x-auth-subject"], "alice");
     // Another key pair's token is refused.
     let other = rcgen::KeyPair::generate().unwrap();
-    assert_unauthorized(&call(&gateway, Method::GET, Some(&es256(&other))).await, true);
+    assert_unauthorized(
+        &call(&gateway, Method::GET, Some(&es256(&other))).await,
+        true,
+    );
     assert_eq!(seen.count(), 1);
 }
 
