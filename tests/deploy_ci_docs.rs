@@ -417,3 +417,42 @@ fn with_api_keys_the_readme_explains_keys_and_compose_sets_the_dev_entry() {
     assert!(tree.get("gateway/src/auth/jwt.rs").is_none());
     assert!(tree.get("gateway/tests/auth_jwt.rs").is_none());
 }
+
+#[test]
+fn with_oidc_the_docs_explain_the_issuer_and_compose_has_no_silent_default() {
+    let tree = common::render(PartialAnswers {
+        auth: PartialAuth {
+            scheme: Some("oidc".into()),
+            mtls: None,
+        },
+        ..answers(&[("catalog", "rest")], true)
+    });
+    let readme = text(&tree, "README.md");
+    assert!(!readme.contains("> **No authentication.**"), "{readme}");
+    for needle in ["## Authentication", "OIDC_ISSUER", "OIDC_AUDIENCE", "Keycloak"] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+    let compose = text(&tree, "deploy/compose.yaml");
+    assert!(compose.contains("OIDC_ISSUER: ${OIDC_ISSUER:-}"), "{compose}");
+    assert!(!compose.contains("JWT_"), "{compose}");
+    let runbook = text(&tree, "docs/runbooks/gateway.md");
+    for needle in [
+        "| `OIDC_ISSUER` | required |",
+        "| `OIDC_JWKS_MIN_REFRESH_SECONDS` | `30` |",
+        "| `CATALOG_READ_ROLE`, `CATALOG_WRITE_ROLE` | `catalog:read`, `catalog:write` |",
+        "503 (gRPC: `UNAVAILABLE`",
+    ] {
+        assert!(runbook.contains(needle), "runbook lacks {needle}");
+    }
+    let policies = text(&tree, "deploy/k8s/base/networkpolicies.yaml");
+    assert!(policies.contains("port: 443"), "{policies}");
+    for path in [
+        "gateway/src/auth/oidc.rs",
+        "gateway/src/auth/bearer.rs",
+        "gateway/tests/auth_oidc.rs",
+    ] {
+        assert!(tree.get(path).is_some(), "{path}");
+    }
+    assert!(tree.get("gateway/src/auth/jwt.rs").is_none());
+    assert!(tree.get("gateway/tests/auth_jwt.rs").is_none());
+}

@@ -311,12 +311,14 @@ fn rest_websocket_and_sse_services_with_gateway() {
 }
 
 #[test]
-fn one_graphql_service_with_gateway() {
+fn one_graphql_service_with_gateway_and_oidc() {
     let (root, _cell) = generate(
-        "graphql-gw",
+        "graphql-gw-oidc",
         &[
             "--service",
             "product-reviews-and-ratings-for-buyers-1:graphql",
+            "--auth",
+            "oidc",
         ],
     );
     assert!(
@@ -325,6 +327,7 @@ fn one_graphql_service_with_gateway() {
     );
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert!(readme.contains("(GraphQL, `/graphql`)"), "{readme}");
+    assert!(root.join("gateway/tests/auth_oidc.rs").is_file());
     check_hygiene(&root, true);
     build_and_test(&root);
 }

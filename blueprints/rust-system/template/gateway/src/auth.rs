@@ -19,13 +19,19 @@
 //! identities; the refusal happens after it, so that floods of bad credentials are
 //! limited per IP address.
 {% endif %}
-{% if auth.scheme == 'jwt' %}
+{% if auth.scheme == 'jwt' or auth.scheme == 'oidc' %}
 
+mod bearer;
+{% endif %}
+{% if auth.scheme == 'jwt' %}
 pub mod jwt;
 {% endif %}
 {% if auth.scheme == 'api-key' %}
 
 pub mod api_key;
+{% endif %}
+{% if auth.scheme == 'oidc' %}
+pub mod oidc;
 {% endif %}
 
 use std::sync::Arc;
@@ -59,6 +65,11 @@ pub use jwt::JwtVerifier as Verifier;
 
 /// How this gateway verifies credentials: API keys.
 pub use api_key::ApiKeyVerifier as Verifier;
+{% endif %}
+{% if auth.scheme == 'oidc' %}
+
+/// How this gateway verifies credentials: OpenID Connect access tokens.
+pub use oidc::OidcVerifier as Verifier;
 {% endif %}
 
 /// The prefix of the headers that carry the verified identity to the services; inbound
@@ -186,6 +197,11 @@ pub(crate) enum Refusal {
     Missing,
     /// Credentials that do not verify: 401 with `error="invalid_token"`.
     Invalid(String),
+{% if auth.scheme == 'oidc' %}
+    /// The credentials cannot be checked now (the issuer's keys are unavailable): 503,
+    /// so that clients retry rather than discard a token that may be valid.
+    Unavailable(String),
+{% endif %}
 }
 {% else %}
 
@@ -328,6 +344,18 @@ fn unauthorized(refusal: &Refusal, grpc: bool) -> Response {
                 format!("invalid credentials: {reason}"),
             )
         }
+{% if auth.scheme == 'oidc' %}
+        Refusal::Unavailable(reason) => {
+            tracing::warn!(%reason, "unavailable: credentials cannot be verified");
+            let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                .with_detail(format!("credentials cannot be verified now: {reason}"));
+            return if grpc {
+                proxy::grpc_status(&problem)
+            } else {
+                problem.into_response()
+            };
+        }
+{% endif %}
     };
     refuse(StatusCode::UNAUTHORIZED, &challenge, detail, grpc)
 }

@@ -4,6 +4,7 @@
 //! edge protections' `RATE_LIMIT_*`, `CORS_*`, `MAX_*`, `TRUSTED_PROXY_HOPS` and
 //! `HSTS_MAX_AGE`{% if auth.scheme == 'jwt' %}, and the `JWT_*` and `<SERVICE>_*_ROLE` settings of
 //! authentication{% elsif auth.scheme == 'api-key' %}, and the `API_KEYS*` and `<SERVICE>_*_ROLE` settings of
+//! authentication{% elsif auth.scheme == 'oidc' %}, and the `OIDC_*` and `<SERVICE>_*_ROLE` settings of
 //! authentication{% endif %}; see `docs/runbooks/gateway.md`.
 {% if auth.scheme == 'jwt' %}
 //!

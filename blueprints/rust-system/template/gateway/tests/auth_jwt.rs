@@ -321,6 +321,29 @@ async fn a_valid_token_reaches_the_service_with_its_identity() {
 }
 
 #[tokio::test]
+async fn an_es256_token_is_accepted_with_its_public_key() {
+    // A P-256 key pair generated here: no private key is committed.
+    let pair = rcgen::KeyPair::generate().unwrap();
+    let public_key = JwtKey::Es256(pair.public_key_pem().into_bytes());
+    let (gateway, seen) = spawn_gateway(&public_key).await;
+    let es256 = |pair: &rcgen::KeyPair| {
+        let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        let header = Header::new(jsonwebtoken::Algorithm::ES256);
+        jsonwebtoken::encode(&header, &claims(&["fake:read"]), &key).unwrap()
+    };
+    let response = call(&gateway, Method::GET, Some(&es256(&pair))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.last()["x-auth-subject"], "alice");
+    // Another key pair's token is refused.
+    let other = rcgen::KeyPair::generate().unwrap();
+    assert_unauthorized(
+        &call(&gateway, Method::GET, Some(&es256(&other))).await,
+        true,
+    );
+    assert_eq!(seen.count(), 1);
+}
+
+#[tokio::test]
 async fn health_and_metrics_stay_open() {
     let (gateway, _) = spawn_hs256().await;
     for path in ["/healthz", "/readyz", "/metrics", "/"] {

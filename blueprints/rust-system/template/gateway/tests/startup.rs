@@ -83,6 +83,45 @@ fn a_short_secret_is_refused() {
     assert_refused(&[("JWT_SECRET", "too-short")], "JWT_SECRET", &["32 bytes"]);
 }
 {% endif %}
+{% if auth.scheme == 'oidc' %}
+
+#[test]
+fn no_issuer_or_audience_is_refused() {
+    assert_refused(&[], "OIDC_ISSUER", &["required"]);
+    assert_refused(
+        &[("OIDC_ISSUER", "https://idp.example.com/realms/demo")],
+        "OIDC_AUDIENCE",
+        &["required"],
+    );
+}
+
+#[test]
+fn a_plain_http_issuer_off_loopback_is_refused() {
+    assert_refused(
+        &[
+            ("OIDC_ISSUER", "http://idp.example.com/realms/demo"),
+            ("OIDC_AUDIENCE", "api"),
+        ],
+        "OIDC_ISSUER",
+        &["OIDC_ALLOW_HTTP"],
+    );
+}
+
+#[test]
+fn symmetric_and_unsigned_algorithms_are_refused() {
+    for algorithm in ["HS256", "none", "RS256,HS256"] {
+        assert_refused(
+            &[
+                ("OIDC_ISSUER", "https://idp.example.com/realms/demo"),
+                ("OIDC_AUDIENCE", "api"),
+                ("OIDC_ALGORITHMS", algorithm),
+            ],
+            "OIDC_ALGORITHMS",
+            &["not accepted"],
+        );
+    }
+}
+{% endif %}
 {% if auth.scheme == 'api-key' %}
 
 /// The entry of a new key with `roles`.

@@ -8,11 +8,12 @@
 
 use std::path::PathBuf;
 
-use axum::http::header::{self, HeaderMap};
+use axum::http::header::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use platform::config::{self, ConfigError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::bearer::{Claims, bearer_token};
 use super::{Identity, Refusal};
 
 /// The development secret of `deploy/compose.yaml` and the README: refused unless
@@ -131,45 +132,6 @@ impl JwtVerifier {
             .map_err(|error| Refusal::Invalid(error.to_string()))?
             .claims;
         Ok(claims.into_identity())
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Refusal> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(Refusal::Missing);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| Refusal::Invalid("expected `Authorization: Bearer <token>`".to_owned()))
-}
-
-/// The claims the gateway reads; `exp`, `nbf`, `iss` and `aud` are checked by
-/// [`jsonwebtoken::decode`].
-#[derive(Debug, Deserialize)]
-struct Claims {
-    sub: String,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    scope: String,
-}
-
-impl Claims {
-    fn into_identity(self) -> Identity {
-        let roles = self
-            .roles
-            .into_iter()
-            .chain(self.scope.split_whitespace().map(str::to_owned))
-            .collect();
-        Identity {
-            subject: self.sub,
-            roles,
-        }
     }
 }
 
