@@ -429,11 +429,19 @@ fn with_oidc_the_docs_explain_the_issuer_and_compose_has_no_silent_default() {
     });
     let readme = text(&tree, "README.md");
     assert!(!readme.contains("> **No authentication.**"), "{readme}");
-    for needle in ["## Authentication", "OIDC_ISSUER", "OIDC_AUDIENCE", "Keycloak"] {
+    for needle in [
+        "## Authentication",
+        "OIDC_ISSUER",
+        "OIDC_AUDIENCE",
+        "Keycloak",
+    ] {
         assert!(readme.contains(needle), "README lacks {needle}");
     }
     let compose = text(&tree, "deploy/compose.yaml");
-    assert!(compose.contains("OIDC_ISSUER: ${OIDC_ISSUER:-}"), "{compose}");
+    assert!(
+        compose.contains("OIDC_ISSUER: ${OIDC_ISSUER:-}"),
+        "{compose}"
+    );
     assert!(!compose.contains("JWT_"), "{compose}");
     let runbook = text(&tree, "docs/runbooks/gateway.md");
     for needle in [
