@@ -72,6 +72,9 @@ for cell in "${cells[@]}"; do
   [ -f "$cell/Cargo.lock" ] || { echo "$cell: no Cargo.lock (cell not built)"; failed=1; deny_bad=$((deny_bad + 1)); continue; }
   deny=$((deny + 1))
   bad=0
+  # The build fetched the crates of this platform; the license check reads the whole
+  # graph (every platform's crates), offline afterwards.
+  (cd "$cell" && cargo fetch --locked --quiet) || { echo "$cell: cargo fetch failed"; failed=1; }
   if command -v cargo-deny >/dev/null; then
     # Advisories need the RustSec database from the network: licenses, bans, sources only.
     deny_check=(cargo-deny --manifest-path "$cell/Cargo.toml" --offline check --hide-inclusion-graph
