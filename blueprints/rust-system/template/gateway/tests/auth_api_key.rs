@@ -4,20 +4,21 @@
 
 mod common;
 
-use common::{Seen, spawn};
+use common::{Seen, assert_unauthorized, header, send, spawn};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use axum::routing::any;
 use gateway::auth::Permissions;
 use gateway::auth::api_key::{ApiKeyVerifier, NewKey, create_key};
 use gateway::{AuthConfig, Config, Upstreams};
-use http_body_util::BodyExt;
-use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
+
+/// The scheme of the gateway's challenges.
+const CHALLENGE: &str = "ApiKey";
 
 /// The keys of the tests: `alice` reads, `writer` reads and writes, `bob` is revoked.
 struct Keys {
@@ -66,17 +67,6 @@ async fn spawn_gateway() -> (HttpUrl, Seen, Keys) {
     )
 }
 
-async fn send(gateway: &HttpUrl, request: axum::http::request::Builder) -> Response<Bytes> {
-    let path = request.uri_ref().unwrap().to_string();
-    let request = request
-        .uri(gateway.join(&path).unwrap())
-        .body(Body::empty())
-        .unwrap();
-    let response = http_client().request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-}
-
 async fn call(gateway: &HttpUrl, method: Method, key: Option<&str>) -> Response<Bytes> {
     let mut request = Request::builder().method(method).uri("/api/fake/items");
     if let Some(key) = key {
@@ -85,28 +75,11 @@ async fn call(gateway: &HttpUrl, method: Method, key: Option<&str>) -> Response<
     send(gateway, request).await
 }
 
-fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
-    response.headers()[name].to_str().unwrap()
-}
-
-/// A 401 problem with an ApiKey challenge, `error="invalid_token"` when `invalid`.
-fn assert_unauthorized(response: &Response<Bytes>, invalid: bool) {
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(header(response, "content-type"), "application/problem+json");
-    let challenge = header(response, "www-authenticate");
-    assert!(challenge.starts_with("ApiKey realm="), "{challenge}");
-    assert_eq!(
-        challenge.contains("error=\"invalid_token\""),
-        invalid,
-        "{challenge}"
-    );
-}
-
 #[tokio::test]
 async fn no_key_is_401_with_a_bare_challenge() {
     let (gateway, seen, _) = spawn_gateway().await;
     let response = call(&gateway, Method::GET, None).await;
-    assert_unauthorized(&response, false);
+    assert_unauthorized(CHALLENGE, &response, false);
     assert_eq!(seen.count(), 0);
 }
 
@@ -121,11 +94,15 @@ async fn malformed_keys_are_401() {
         "ak__secret",
         "xx_alice_secret",
     ] {
-        assert_unauthorized(&call(&gateway, Method::GET, Some(key)).await, true);
+        assert_unauthorized(
+            CHALLENGE,
+            &call(&gateway, Method::GET, Some(key)).await,
+            true,
+        );
     }
     // Another scheme than ApiKey.
     let request = Request::get("/api/fake/items").header("authorization", "Bearer a.b.c");
-    assert_unauthorized(&send(&gateway, request).await, true);
+    assert_unauthorized(CHALLENGE, &send(&gateway, request).await, true);
     assert_eq!(seen.count(), 0);
 }
 
@@ -139,7 +116,7 @@ async fn a_wrong_key_is_401() {
     let unknown = keys.alice.key.replacen("alice", "carol", 1);
     for key in [&wrong_secret, &other.key, &unknown] {
         let response = call(&gateway, Method::GET, Some(key)).await;
-        assert_unauthorized(&response, true);
+        assert_unauthorized(CHALLENGE, &response, true);
         let body = String::from_utf8_lossy(response.body());
         assert!(!body.contains(key.as_str()), "the key is echoed: {body}");
     }
@@ -150,7 +127,7 @@ async fn a_wrong_key_is_401() {
 async fn a_revoked_key_is_401() {
     let (gateway, seen, keys) = spawn_gateway().await;
     let response = call(&gateway, Method::GET, Some(&keys.bob.key)).await;
-    assert_unauthorized(&response, true);
+    assert_unauthorized(CHALLENGE, &response, true);
     assert_eq!(seen.count(), 0);
 }
 
@@ -160,11 +137,11 @@ async fn disagreeing_or_repeated_key_headers_are_401() {
     let both = Request::get("/api/fake/items")
         .header("authorization", format!("ApiKey {}", keys.alice.key))
         .header("x-api-key", &keys.writer.key);
-    assert_unauthorized(&send(&gateway, both).await, true);
+    assert_unauthorized(CHALLENGE, &send(&gateway, both).await, true);
     let twice = Request::get("/api/fake/items")
         .header("x-api-key", &keys.alice.key)
         .header("x-api-key", &keys.writer.key);
-    assert_unauthorized(&send(&gateway, twice).await, true);
+    assert_unauthorized(CHALLENGE, &send(&gateway, twice).await, true);
     assert_eq!(seen.count(), 0);
 }
 
@@ -209,7 +186,7 @@ async fn a_websocket_upgrade_without_a_key_is_401() {
         .header("upgrade", "websocket")
         .header("sec-websocket-version", "13")
         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
-    assert_unauthorized(&send(&gateway, request).await, false);
+    assert_unauthorized(CHALLENGE, &send(&gateway, request).await, false);
     assert_eq!(seen.count(), 0);
 }
 
@@ -220,7 +197,7 @@ async fn forged_identity_headers_never_reach_the_service() {
     let forged = Request::get("/api/fake/items")
         .header("x-auth-subject", "writer")
         .header("x-auth-roles", "fake:read");
-    assert_unauthorized(&send(&gateway, forged).await, false);
+    assert_unauthorized(CHALLENGE, &send(&gateway, forged).await, false);
     assert_eq!(seen.count(), 0);
     // With a key, they are replaced by the verified identity.
     let forged = Request::get("/api/fake/items")

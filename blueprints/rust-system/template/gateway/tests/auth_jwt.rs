@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{Seen, spawn};
+use common::{Seen, assert_unauthorized, header, send, spawn};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use axum::routing::any;
@@ -16,12 +16,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway::auth::Permissions;
 use gateway::auth::jwt::{JwtKey, JwtVerifier};
 use gateway::{AuthConfig, Config, Upstreams};
-use http_body_util::BodyExt;
 use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
-use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
 use serde_json::{Value, json};
+
+/// The scheme of the gateway's challenges.
+const CHALLENGE: &str = "Bearer";
 
 const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
 const ISSUER: &str = "https://issuer.test";
@@ -108,17 +109,6 @@ fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
     format!("{message}.{signature}")
 }
 
-async fn send(gateway: &HttpUrl, request: axum::http::request::Builder) -> Response<Bytes> {
-    let path = request.uri_ref().unwrap().to_string();
-    let request = request
-        .uri(gateway.join(&path).unwrap())
-        .body(Body::empty())
-        .unwrap();
-    let response = http_client().request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-}
-
 async fn call(gateway: &HttpUrl, method: Method, token: Option<&str>) -> Response<Bytes> {
     let mut request = Request::builder().method(method).uri("/api/fake/items");
     if let Some(token) = token {
@@ -127,28 +117,11 @@ async fn call(gateway: &HttpUrl, method: Method, token: Option<&str>) -> Respons
     send(gateway, request).await
 }
 
-fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
-    response.headers()[name].to_str().unwrap()
-}
-
-/// A 401 problem with a Bearer challenge, `error="invalid_token"` when `invalid`.
-fn assert_unauthorized(response: &Response<Bytes>, invalid: bool) {
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(header(response, "content-type"), "application/problem+json");
-    let challenge = header(response, "www-authenticate");
-    assert!(challenge.starts_with("Bearer realm="), "{challenge}");
-    assert_eq!(
-        challenge.contains("error=\"invalid_token\""),
-        invalid,
-        "{challenge}"
-    );
-}
-
 #[tokio::test]
 async fn no_token_is_401_with_a_bare_challenge() {
     let (gateway, seen) = spawn_hs256().await;
     let response = call(&gateway, Method::GET, None).await;
-    assert_unauthorized(&response, false);
+    assert_unauthorized(CHALLENGE, &response, false);
     assert_eq!(seen.count(), 0);
 }
 
@@ -156,11 +129,15 @@ async fn no_token_is_401_with_a_bare_challenge() {
 async fn malformed_tokens_are_401() {
     let (gateway, seen) = spawn_hs256().await;
     for token in ["not-a-jwt", "a.b.c", ""] {
-        assert_unauthorized(&call(&gateway, Method::GET, Some(token)).await, true);
+        assert_unauthorized(
+            CHALLENGE,
+            &call(&gateway, Method::GET, Some(token)).await,
+            true,
+        );
     }
     // Another scheme than Bearer.
     let request = Request::get("/api/fake/items").header("authorization", "Basic YTpi");
-    assert_unauthorized(&send(&gateway, request).await, true);
+    assert_unauthorized(CHALLENGE, &send(&gateway, request).await, true);
     assert_eq!(seen.count(), 0);
 }
 
@@ -173,7 +150,11 @@ async fn a_wrong_signature_is_401() {
         &claims(&["fake:read"]),
         b"another-secret-of-sufficient-length!!",
     );
-    assert_unauthorized(&call(&gateway, Method::GET, Some(&token)).await, true);
+    assert_unauthorized(
+        CHALLENGE,
+        &call(&gateway, Method::GET, Some(&token)).await,
+        true,
+    );
     assert_eq!(seen.count(), 0);
 }
 
@@ -185,7 +166,11 @@ async fn alg_none_is_401() {
         URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
         URL_SAFE_NO_PAD.encode(claims(&["fake:read"]).to_string())
     );
-    assert_unauthorized(&call(&gateway, Method::GET, Some(&unsigned)).await, true);
+    assert_unauthorized(
+        CHALLENGE,
+        &call(&gateway, Method::GET, Some(&unsigned)).await,
+        true,
+    );
     assert_eq!(seen.count(), 0);
 }
 
@@ -195,7 +180,11 @@ async fn an_hs256_token_against_an_rs256_key_is_401() {
     // The classic confusion: HMAC "signed" with the public key the attacker knows.
     let header = json!({"alg": "HS256", "typ": "JWT"});
     let token = forge(&header, &claims(&["fake:read"]), RSA_PUBLIC_KEY.as_bytes());
-    assert_unauthorized(&call(&gateway, Method::GET, Some(&token)).await, true);
+    assert_unauthorized(
+        CHALLENGE,
+        &call(&gateway, Method::GET, Some(&token)).await,
+        true,
+    );
     assert_eq!(seen.count(), 0);
 }
 
@@ -209,7 +198,7 @@ async fn expired_and_not_yet_valid_tokens_are_401() {
     early["nbf"] = json!(now + 120);
     for spoiled in [expired, early] {
         let response = call(&gateway, Method::GET, Some(&hs256(&spoiled))).await;
-        assert_unauthorized(&response, true);
+        assert_unauthorized(CHALLENGE, &response, true);
     }
     assert_eq!(seen.count(), 0);
 }
@@ -225,7 +214,7 @@ async fn a_wrong_issuer_or_audience_is_401() {
     no_audience.as_object_mut().unwrap().remove("aud");
     for spoiled in [issuer, audience, no_audience] {
         let response = call(&gateway, Method::GET, Some(&hs256(&spoiled))).await;
-        assert_unauthorized(&response, true);
+        assert_unauthorized(CHALLENGE, &response, true);
     }
     assert_eq!(seen.count(), 0);
 }
@@ -274,7 +263,7 @@ async fn a_websocket_upgrade_without_a_token_is_401() {
         .header("upgrade", "websocket")
         .header("sec-websocket-version", "13")
         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
-    assert_unauthorized(&send(&gateway, request).await, false);
+    assert_unauthorized(CHALLENGE, &send(&gateway, request).await, false);
     assert_eq!(seen.count(), 0);
 }
 
@@ -285,7 +274,7 @@ async fn forged_identity_headers_never_reach_the_service() {
     let forged = Request::get("/api/fake/items")
         .header("x-auth-subject", "admin")
         .header("x-auth-roles", "fake:read");
-    assert_unauthorized(&send(&gateway, forged).await, false);
+    assert_unauthorized(CHALLENGE, &send(&gateway, forged).await, false);
     assert_eq!(seen.count(), 0);
     // With a token, they are replaced by the verified identity.
     let token = hs256(&claims(&["fake:read"]));
@@ -337,6 +326,7 @@ async fn an_es256_token_is_accepted_with_its_public_key() {
     // Another key pair's token is refused.
     let other = rcgen::KeyPair::generate().unwrap();
     assert_unauthorized(
+        CHALLENGE,
         &call(&gateway, Method::GET, Some(&es256(&other))).await,
         true,
     );

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Seen, spawn};
+use common::{Seen, assert_unauthorized, header, send, spawn};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use axum::routing::{any, get};
@@ -24,13 +24,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway::auth::Permissions;
 use gateway::auth::oidc::{OidcSettings, OidcVerifier};
 use gateway::{AuthConfig, Config, Upstreams};
-use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, get_current_timestamp};
-use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+/// The scheme of the gateway's challenges.
+const CHALLENGE: &str = "Bearer";
 
 const AUDIENCE: &str = "test-api";
 
@@ -197,40 +198,12 @@ impl Setup {
     }
 }
 
-async fn send(gateway: &HttpUrl, request: axum::http::request::Builder) -> Response<Bytes> {
-    let path = request.uri_ref().unwrap().to_string();
-    let request = request
-        .uri(gateway.join(&path).unwrap())
-        .body(Body::empty())
-        .unwrap();
-    let response = http_client().request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-}
-
 async fn call(gateway: &HttpUrl, method: Method, token: Option<&str>) -> Response<Bytes> {
     let mut request = Request::builder().method(method).uri("/api/fake/items");
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
     send(gateway, request).await
-}
-
-fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
-    response.headers()[name].to_str().unwrap()
-}
-
-/// A 401 problem with a Bearer challenge, `error="invalid_token"` when `invalid`.
-fn assert_unauthorized(response: &Response<Bytes>, invalid: bool) {
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(header(response, "content-type"), "application/problem+json");
-    let challenge = header(response, "www-authenticate");
-    assert!(challenge.starts_with("Bearer realm="), "{challenge}");
-    assert_eq!(
-        challenge.contains("error=\"invalid_token\""),
-        invalid,
-        "{challenge}"
-    );
 }
 
 /// A token with an arbitrary header and an HMAC-SHA256 "signature" over `key`: what an
@@ -254,7 +227,7 @@ fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
 async fn no_token_is_401_with_a_bare_challenge() {
     let setup = setup().await;
     let response = call(&setup.gateway, Method::GET, None).await;
-    assert_unauthorized(&response, false);
+    assert_unauthorized(CHALLENGE, &response, false);
     assert_eq!(setup.seen.count(), 0);
 }
 
@@ -262,10 +235,14 @@ async fn no_token_is_401_with_a_bare_challenge() {
 async fn malformed_tokens_are_401() {
     let setup = setup().await;
     for token in ["not-a-jwt", "a.b.c", ""] {
-        assert_unauthorized(&call(&setup.gateway, Method::GET, Some(token)).await, true);
+        assert_unauthorized(
+            CHALLENGE,
+            &call(&setup.gateway, Method::GET, Some(token)).await,
+            true,
+        );
     }
     let request = Request::get("/api/fake/items").header("authorization", "Basic YTpi");
-    assert_unauthorized(&send(&setup.gateway, request).await, true);
+    assert_unauthorized(CHALLENGE, &send(&setup.gateway, request).await, true);
     assert_eq!(setup.seen.count(), 0);
 }
 
@@ -275,7 +252,11 @@ async fn a_wrong_signature_is_401() {
     // Signed by another key, but naming the issuer's.
     let impostor = SigningKey::generate("impostor");
     let token = impostor.sign_as(&setup.key.kid, &setup.claims(&["fake:read"]));
-    assert_unauthorized(&call(&setup.gateway, Method::GET, Some(&token)).await, true);
+    assert_unauthorized(
+        CHALLENGE,
+        &call(&setup.gateway, Method::GET, Some(&token)).await,
+        true,
+    );
     assert_eq!(setup.seen.count(), 0);
 }
 
@@ -288,7 +269,7 @@ async fn alg_none_is_401() {
         URL_SAFE_NO_PAD.encode(setup.claims(&["fake:read"]).to_string())
     );
     let response = call(&setup.gateway, Method::GET, Some(&unsigned)).await;
-    assert_unauthorized(&response, true);
+    assert_unauthorized(CHALLENGE, &response, true);
     assert_eq!(setup.seen.count(), 0);
 }
 
@@ -303,7 +284,11 @@ async fn an_algorithm_not_configured_is_401() {
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": "key-1"});
     let rs256 = forge(&header, &claims, b"whatever");
     for token in [confused, rs256] {
-        assert_unauthorized(&call(&setup.gateway, Method::GET, Some(&token)).await, true);
+        assert_unauthorized(
+            CHALLENGE,
+            &call(&setup.gateway, Method::GET, Some(&token)).await,
+            true,
+        );
     }
     assert_eq!(setup.seen.count(), 0);
 }
@@ -318,7 +303,7 @@ async fn expired_and_not_yet_valid_tokens_are_401() {
     early["nbf"] = json!(now + 120);
     for spoiled in [expired, early] {
         let response = call(&setup.gateway, Method::GET, Some(&setup.key.sign(&spoiled))).await;
-        assert_unauthorized(&response, true);
+        assert_unauthorized(CHALLENGE, &response, true);
     }
     assert_eq!(setup.seen.count(), 0);
 }
@@ -334,7 +319,7 @@ async fn a_wrong_issuer_or_audience_is_401() {
     no_audience.as_object_mut().unwrap().remove("aud");
     for spoiled in [issuer, audience, no_audience] {
         let response = call(&setup.gateway, Method::GET, Some(&setup.key.sign(&spoiled))).await;
-        assert_unauthorized(&response, true);
+        assert_unauthorized(CHALLENGE, &response, true);
     }
     assert_eq!(setup.seen.count(), 0);
 }
@@ -345,7 +330,7 @@ async fn forged_identity_headers_never_reach_the_service() {
     let forged = Request::get("/api/fake/items")
         .header("x-auth-subject", "admin")
         .header("x-auth-roles", "fake:read");
-    assert_unauthorized(&send(&setup.gateway, forged).await, false);
+    assert_unauthorized(CHALLENGE, &send(&setup.gateway, forged).await, false);
     assert_eq!(setup.seen.count(), 0);
     let forged = Request::get("/api/fake/items")
         .header(
@@ -437,7 +422,7 @@ async fn a_flood_of_unknown_kids_is_bounded_by_the_refresh_interval() {
     )
     .await;
     for response in &responses {
-        assert_unauthorized(response, true);
+        assert_unauthorized(CHALLENGE, response, true);
     }
     // One fetch (the first), however many unknown key ids; the known key still works.
     assert_eq!(setup.issuer.fetches(), 1);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Seen, spawn};
+use common::{Seen, header, send_body, spawn};
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,8 +18,6 @@ use axum::response::Html;
 use axum::routing::{any, get};
 use gateway::rate_limit::RateLimitConfig;
 use gateway::{ClientId, Config, EdgeConfig, Upstreams};
-use http_body_util::BodyExt;
-use platform::client::http_client;
 use platform::config::HttpUrl;
 use platform::health::Readiness;
 
@@ -62,28 +60,9 @@ async fn spawn_gateway_with(
     (gateway, seen)
 }
 
-async fn send(
-    gateway: &HttpUrl,
-    request: axum::http::request::Builder,
-    body: Body,
-) -> Response<Bytes> {
-    let path = request.uri_ref().unwrap().to_string();
-    let request = request
-        .uri(gateway.join(&path).unwrap())
-        .body(body)
-        .unwrap();
-    let response = http_client().request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-}
-
 async fn get_from(gateway: &HttpUrl, path: &str, client: &str) -> Response<Bytes> {
     let request = Request::get(path).header("x-forwarded-for", client);
-    send(gateway, request, Body::empty()).await
-}
-
-fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
-    response.headers()[name].to_str().unwrap()
+    send_body(gateway, request, Body::empty()).await
 }
 
 fn assert_problem(response: &Response<Bytes>, status: StatusCode) {
@@ -158,16 +137,16 @@ async fn authenticated_clients_are_limited_by_identity_not_address() {
     let as_client = |id: &str| Request::get("/api/fake/echo").header("x-test-client", id);
 
     assert_eq!(
-        send(&gateway, as_client("alice"), Body::empty())
+        send_body(&gateway, as_client("alice"), Body::empty())
             .await
             .status(),
         StatusCode::OK
     );
-    let refused = send(&gateway, as_client("alice"), Body::empty()).await;
+    let refused = send_body(&gateway, as_client("alice"), Body::empty()).await;
     assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS);
     // Same address, other identity: its own bucket.
     assert_eq!(
-        send(&gateway, as_client("bob"), Body::empty())
+        send_body(&gateway, as_client("bob"), Body::empty())
             .await
             .status(),
         StatusCode::OK
@@ -184,9 +163,9 @@ async fn grpc_calls_over_the_limit_get_resource_exhausted() {
             .header("x-forwarded-for", "198.51.100.3")
     };
     // The first call spends the burst (the fake service has no gRPC: it answers 404).
-    send(&gateway, call(), Body::empty()).await;
+    send_body(&gateway, call(), Body::empty()).await;
 
-    let refused = send(&gateway, call(), Body::empty()).await;
+    let refused = send_body(&gateway, call(), Body::empty()).await;
     assert_eq!(refused.status(), StatusCode::OK);
     assert_eq!(header(&refused, "content-type"), "application/grpc");
     assert_eq!(header(&refused, "grpc-status"), "8");
@@ -207,11 +186,11 @@ async fn cors_headers_go_only_to_allowed_origins() {
     let from = |origin: &str| Request::get("/api/fake/echo").header("origin", origin);
 
     let (gateway, seen) = spawn_gateway(with_cors()).await;
-    let denied = send(&gateway, from("https://evil.example"), Body::empty()).await;
+    let denied = send_body(&gateway, from("https://evil.example"), Body::empty()).await;
     assert_eq!(denied.status(), StatusCode::OK);
     assert!(!denied.headers().contains_key("access-control-allow-origin"));
 
-    let allowed = send(&gateway, from("https://app.example.com"), Body::empty()).await;
+    let allowed = send_body(&gateway, from("https://app.example.com"), Body::empty()).await;
     assert_eq!(allowed.status(), StatusCode::OK);
     assert_eq!(
         header(&allowed, "access-control-allow-origin"),
@@ -227,7 +206,7 @@ async fn cors_headers_go_only_to_allowed_origins() {
 
     // Without configured origins, no CORS headers at all.
     let (gateway, _) = spawn_gateway(EdgeConfig::default()).await;
-    let plain = send(&gateway, from("https://app.example.com"), Body::empty()).await;
+    let plain = send_body(&gateway, from("https://app.example.com"), Body::empty()).await;
     assert!(!plain.headers().contains_key("access-control-allow-origin"));
 }
 
@@ -246,10 +225,10 @@ async fn cors_preflights_are_answered_by_the_gateway() {
     };
     let (gateway, seen) = spawn_gateway(with_cors()).await;
 
-    let denied = send(&gateway, preflight("https://evil.example"), Body::empty()).await;
+    let denied = send_body(&gateway, preflight("https://evil.example"), Body::empty()).await;
     assert!(!denied.headers().contains_key("access-control-allow-origin"));
 
-    let allowed = send(
+    let allowed = send_body(
         &gateway,
         preflight("https://app.example.com"),
         Body::empty(),
@@ -280,7 +259,7 @@ async fn every_response_gets_security_headers() {
         "/api/nope/x",
         "/healthz",
     ] {
-        let response = send(&gateway, https(path), Body::empty()).await;
+        let response = send_body(&gateway, https(path), Body::empty()).await;
         assert_eq!(
             header(&response, "x-content-type-options"),
             "nosniff",
@@ -298,13 +277,13 @@ async fn every_response_gets_security_headers() {
             "{path}"
         );
     }
-    let api = send(&gateway, https("/api/fake/echo"), Body::empty()).await;
+    let api = send_body(&gateway, https("/api/fake/echo"), Body::empty()).await;
     assert_eq!(
         header(&api, "content-security-policy"),
         "default-src 'none'; frame-ancestors 'none'"
     );
     // HTML pages (API docs) keep their CDN and inline scripts.
-    let page = send(&gateway, https("/api/fake/page"), Body::empty()).await;
+    let page = send_body(&gateway, https("/api/fake/page"), Body::empty()).await;
     assert_eq!(
         header(&page, "content-security-policy"),
         "frame-ancestors 'none'"
@@ -320,9 +299,9 @@ async fn hsts_only_when_a_trusted_proxy_saw_https() {
     let (gateway, _) = spawn_gateway(behind_proxy).await;
     let via = |proto: &str| Request::get("/api/fake/echo").header("x-forwarded-proto", proto);
 
-    let http = send(&gateway, via("http"), Body::empty()).await;
+    let http = send_body(&gateway, via("http"), Body::empty()).await;
     assert!(!http.headers().contains_key("strict-transport-security"));
-    let https = send(&gateway, via("https"), Body::empty()).await;
+    let https = send_body(&gateway, via("https"), Body::empty()).await;
     assert_eq!(
         header(&https, "strict-transport-security"),
         "max-age=31536000"
@@ -349,17 +328,17 @@ async fn too_large_bodies_get_413_without_reaching_the_service() {
     let (gateway, seen) = spawn_gateway(small_limits()).await;
     let post = || Request::post("/api/fake/echo");
 
-    let declared = send(&gateway, post(), Body::from(vec![b'x'; 2048])).await;
+    let declared = send_body(&gateway, post(), Body::from(vec![b'x'; 2048])).await;
     assert_problem(&declared, StatusCode::PAYLOAD_TOO_LARGE);
-    let streamed_too_large = send(&gateway, post(), streamed(8)).await;
+    let streamed_too_large = send_body(&gateway, post(), streamed(8)).await;
     assert_problem(&streamed_too_large, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(seen.count(), 0, "the service received a too large body");
 
     // Bodies within the limit, declared or streamed, go through whole.
-    let small = send(&gateway, post(), Body::from(vec![b'x'; 1024])).await;
+    let small = send_body(&gateway, post(), Body::from(vec![b'x'; 1024])).await;
     assert_eq!(small.status(), StatusCode::OK);
     assert_eq!(small.body().len(), 1024);
-    let small_stream = send(&gateway, post(), streamed(4)).await;
+    let small_stream = send_body(&gateway, post(), streamed(4)).await;
     assert_eq!(small_stream.status(), StatusCode::OK);
     assert_eq!(small_stream.body().len(), 1024);
     assert_eq!(seen.count(), 2);
@@ -371,7 +350,7 @@ async fn too_large_headers_get_431_without_reaching_the_service() {
 
     let large = Request::get("/api/fake/echo").header("x-large", "x".repeat(1100));
     assert_problem(
-        &send(&gateway, large, Body::empty()).await,
+        &send_body(&gateway, large, Body::empty()).await,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     );
     let mut many = Request::get("/api/fake/echo");
@@ -379,14 +358,14 @@ async fn too_large_headers_get_431_without_reaching_the_service() {
         many = many.header(format!("x-header-{index}"), "x");
     }
     assert_problem(
-        &send(&gateway, many, Body::empty()).await,
+        &send_body(&gateway, many, Body::empty()).await,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     );
     assert_eq!(seen.count(), 0);
 
     let fine = Request::get("/api/fake/echo").header("x-large", "x".repeat(500));
     assert_eq!(
-        send(&gateway, fine, Body::empty()).await.status(),
+        send_body(&gateway, fine, Body::empty()).await.status(),
         StatusCode::OK
     );
     assert_eq!(seen.count(), 1);
@@ -399,7 +378,7 @@ async fn invalid_request_ids_are_replaced_and_valid_ones_forwarded() {
 
     let too_long = "a".repeat(129);
     for invalid in ["bad id", "<script>", too_long.as_str()] {
-        let response = send(&gateway, with_id(invalid), Body::empty()).await;
+        let response = send_body(&gateway, with_id(invalid), Body::empty()).await;
         let echoed = header(&response, "x-request-id");
         assert_ne!(echoed, invalid);
         assert_eq!(echoed.len(), 36, "expected a new UUID, got {echoed}");
@@ -410,7 +389,7 @@ async fn invalid_request_ids_are_replaced_and_valid_ones_forwarded() {
         );
     }
 
-    let valid = send(&gateway, with_id("checkout-42.retry:1"), Body::empty()).await;
+    let valid = send_body(&gateway, with_id("checkout-42.retry:1"), Body::empty()).await;
     assert_eq!(header(&valid, "x-request-id"), "checkout-42.retry:1");
     assert_eq!(seen.last()["x-request-id"], "checkout-42.retry:1");
 }

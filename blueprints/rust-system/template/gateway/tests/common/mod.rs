@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 {% endif %}
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Response, StatusCode};
+use http_body_util::BodyExt;
+use platform::client::http_client;
 use platform::config::HttpUrl;
 {% if auth.mtls %}
 use platform::server::TlsListener;
@@ -113,4 +116,50 @@ impl Seen {
     pub(crate) fn last(&self) -> HeaderMap {
         self.0.lock().unwrap().last().cloned().expect("no request")
     }
+}
+
+/// Sends `request`, whose URI is a path on `gateway`, with `body`, and returns the
+/// response with its whole body.
+pub(crate) async fn send_body(
+    gateway: &HttpUrl,
+    request: axum::http::request::Builder,
+    body: Body,
+) -> Response<Bytes> {
+    let path = request.uri_ref().unwrap().to_string();
+    let request = request
+        .uri(gateway.join(&path).unwrap())
+        .body(body)
+        .unwrap();
+    let response = http_client().request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+}
+
+/// [`send_body`] without a body.
+pub(crate) async fn send(
+    gateway: &HttpUrl,
+    request: axum::http::request::Builder,
+) -> Response<Bytes> {
+    send_body(gateway, request, Body::empty()).await
+}
+
+/// The value of the header `name`, which the response must have.
+pub(crate) fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
+    response.headers()[name].to_str().unwrap()
+}
+
+/// A 401 problem with a `scheme` challenge, `error="invalid_token"` when `invalid`.
+pub(crate) fn assert_unauthorized(scheme: &str, response: &Response<Bytes>, invalid: bool) {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(response, "content-type"), "application/problem+json");
+    let challenge = header(response, "www-authenticate");
+    assert!(
+        challenge.starts_with(&format!("{scheme} realm=")),
+        "{challenge}"
+    );
+    assert_eq!(
+        challenge.contains("error=\"invalid_token\""),
+        invalid,
+        "{challenge}"
+    );
 }
