@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Throughput and p99 latency of a generated system's REST service on loopback, measured
-# with wrk at fixed connections and duration, three ways in one run:
+# Throughput, p99 latency and CPU per request of a generated system's REST service on
+# loopback, measured with wrk at fixed connections and duration, three ways in one run:
 #   direct   wrk -> service
 #   gateway  wrk -> generated gateway (JWT auth, rate limiter, breaker, bulkhead) -> service
 #   nginx    wrk -> nginx as a plain reverse proxy (no auth) -> service
@@ -69,7 +69,8 @@ nginx_port=$(free_port)
 secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
 
 HOST=127.0.0.1 PORT=$service_port RUST_LOG=warn "$bin/catalog" &
-pids+=($!)
+service_pid=$!
+pids+=("$service_pid")
 wait_healthy "$service_port"
 
 # Rate limiting stays on, with limits no single benchmark client reaches.
@@ -77,7 +78,8 @@ HOST=127.0.0.1 PORT=$gateway_port RUST_LOG=warn JWT_SECRET=$secret \
     CATALOG_URL="http://127.0.0.1:$service_port" \
     RATE_LIMIT_PER_SECOND=10000000 RATE_LIMIT_BURST=10000000 \
     "$bin/gateway" &
-pids+=($!)
+gateway_pid=$!
+pids+=("$gateway_pid")
 wait_healthy "$gateway_port"
 token=$(JWT_SECRET=$secret "$bin/gateway" token bench catalog:read catalog:write)
 
@@ -113,8 +115,11 @@ http {
 }
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
+nginx_pid=$!
+pids+=("$nginx_pid")
 wait_healthy "$nginx_port"
+# The master and its workers, which serve the requests.
+read -ra nginx_pids <<<"$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
 
 # A few items, so that the measured list is a real response.
 for name in alpha beta gamma; do
@@ -122,7 +127,18 @@ for name in alpha beta gamma; do
         -H 'content-type: application/json' -d "{\"name\":\"$name\"}"
 done
 
-# Asserts a 200 once, then runs wrk; prints "requests_per_second p99_ms".
+# CPU time (user + system, all threads, in clock ticks) used so far by the processes
+# "$@": fields 14 and 15 of /proc/PID/stat, counted after the parenthesised name.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+
+# Asserts a 200 once, then runs wrk; prints "requests_per_second p99_ms cpu_us", the
+# last the CPU time per request of the processes in the variable PIDS.
 measure() {
     local url=$1
     shift
@@ -137,41 +153,45 @@ measure() {
         wrk_args+=("$@")
     fi
     wrk "${wrk_args[@]}" -d3s "$url" >/dev/null
-    local out
+    local out before after
+    before=$(cpu_ticks $PIDS)
     out=$(wrk "${wrk_args[@]}" -d"${duration}s" "$url")
+    after=$(cpu_ticks $PIDS)
     if grep -q 'Non-2xx' <<<"$out"; then
         echo "error: $url gave non-2xx answers under load:" >&2
         echo "$out" >&2
         exit 1
     fi
-    local rps p99
+    local rps p99 requests
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    python3 - "$rps" "$p99" <<'PY'
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    python3 - "$rps" "$p99" "$requests" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
-rps, p99 = sys.argv[1], sys.argv[2]
+rps, p99, requests, ticks, hz = sys.argv[1:]
 value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", p99).groups()
 ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-print(f"{float(rps):.0f} {ms:.3f}")
+cpu_us = int(ticks) / int(hz) * 1e6 / int(requests)
+print(f"{float(rps):.0f} {ms:.3f} {cpu_us:.1f}")
 PY
 }
 
 echo "== wrk: $threads threads, $connections connections, ${duration} s per target =="
-direct=$(measure "http://127.0.0.1:$service_port/v1/items")
-gateway=$(measure "http://127.0.0.1:$gateway_port/api/catalog/v1/items" \
+direct=$(PIDS="$service_pid" measure "http://127.0.0.1:$service_port/v1/items")
+gateway=$(PIDS="$gateway_pid" measure "http://127.0.0.1:$gateway_port/api/catalog/v1/items" \
     -H "Authorization: Bearer $token")
-nginx=$(measure "http://127.0.0.1:$nginx_port/api/catalog/v1/items")
-read -r direct_rps direct_p99 <<<"$direct"
-read -r gateway_rps gateway_p99 <<<"$gateway"
-read -r nginx_rps nginx_p99 <<<"$nginx"
+nginx=$(PIDS="${nginx_pids[*]}" measure "http://127.0.0.1:$nginx_port/api/catalog/v1/items")
 
-python3 - "$direct_rps" "$direct_p99" "$gateway_rps" "$gateway_p99" "$nginx_rps" "$nginx_p99" <<'PY'
+python3 - $direct $gateway $nginx <<'PY'
 import sys
-d_rps, d_p99, g_rps, g_p99, n_rps, n_p99 = map(float, sys.argv[1:])
-print(f"{'target':<28}{'req/s':>10}{'p99 ms':>10}")
-print(f"{'direct (service)':<28}{d_rps:>10.0f}{d_p99:>10.2f}")
-print(f"{'gateway (JWT auth)':<28}{g_rps:>10.0f}{g_p99:>10.2f}")
-print(f"{'nginx (plain proxy)':<28}{n_rps:>10.0f}{n_p99:>10.2f}")
-print(f"gateway / nginx: throughput {g_rps / n_rps:.2f}x, p99 {g_p99 / n_p99:.2f}x")
+d_rps, d_p99, d_cpu, g_rps, g_p99, g_cpu, n_rps, n_p99, n_cpu = map(float, sys.argv[1:])
+print(f"{'target':<24}{'req/s':>10}{'p99 ms':>10}{'CPU us/req':>12}")
+print(f"{'direct (service)':<24}{d_rps:>10.0f}{d_p99:>10.2f}{d_cpu:>12.1f}")
+print(f"{'gateway (JWT auth)':<24}{g_rps:>10.0f}{g_p99:>10.2f}{g_cpu:>12.1f}")
+print(f"{'nginx (plain proxy)':<24}{n_rps:>10.0f}{n_p99:>10.2f}{n_cpu:>12.1f}")
+print(f"gateway / nginx: throughput {g_rps / n_rps:.2f}x, p99 {g_p99 / n_p99:.2f}x, CPU per request {g_cpu / n_cpu:.2f}x")
 print(f"gateway / direct: throughput {g_rps / d_rps:.2f}x, p99 {g_p99 / d_p99:.2f}x")
+print("CPU us/req: user + system time of the service, the gateway or nginx (master and")
+print("workers) during the measured run, per request; wrk and the service behind a proxy")
+print("share the same 2 cores.")
 PY

@@ -34,12 +34,8 @@ pub mod api_key;
 pub mod oidc;
 {% endif %}
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::HeaderName;
-use axum::middleware::{self, Next};
 use axum::response::Response;
 {% if auth.scheme != 'none' %}
 use std::collections::{HashMap, HashSet};
@@ -217,7 +213,8 @@ impl AuthConfig {
 }
 {% endif %}
 
-/// The authentication of the forwarded routes, shared by its two middlewares.
+/// The authentication of the forwarded routes: [`Auth::identify`] in front of the rate
+/// limiter, [`Auth::refusal`] behind it.
 #[derive(Debug, Default)]
 {% if auth.scheme != 'none' %}
 pub(crate) struct Auth {
@@ -228,46 +225,15 @@ impl Auth {
     pub(crate) fn new(config: AuthConfig) -> Self {
         Self { config }
     }
-}
-{% else %}
-pub(crate) struct Auth {}
 
-impl Auth {
-    pub(crate) fn new(_config: AuthConfig) -> Self {
-        Self {}
-    }
-}
-{% endif %}
-
-/// Strips inbound identity headers and verifies credentials, recording the outcome for
-/// [`authorize`]; runs in front of the rate limiter.
-pub(crate) fn identify(api: Router, auth: &Arc<Auth>) -> Router {
-    api.layer(middleware::from_fn_with_state(
-        auth.clone(),
-        identify_request,
-    ))
-}
-
-/// Refuses requests without a verified identity or the role their route needs; runs
-/// behind the rate limiter.
-{% if auth.scheme != 'none' %}
-pub(crate) fn authorize(api: Router, auth: &Arc<Auth>) -> Router {
-    if auth.config.verifier.is_none() {
-        return api;
-    }
-    api.layer(middleware::from_fn_with_state(
-        auth.clone(),
-        authorize_request,
-    ))
-}
-
-async fn identify_request(
-    State(auth): State<Arc<Auth>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    strip_identity(request.headers_mut());
-    if let Some(verifier) = &auth.config.verifier {
+    /// Strips inbound identity headers and verifies the credentials of `request`,
+    /// recording the outcome in its extensions for [`Auth::refusal`]; runs in front
+    /// of the rate limiter, so that limits follow identities.
+    pub(crate) async fn identify(&self, request: &mut Request) {
+        strip_identity(request.headers_mut());
+        let Some(verifier) = &self.config.verifier else {
+            return;
+        };
         match verifier.verify(request.headers()).await {
             Ok(identity) => {
                 if let Err(refusal) = set_identity(request.headers_mut(), &identity) {
@@ -288,30 +254,28 @@ async fn identify_request(
         api_key::strip_key(request.headers_mut());
 {% endif %}
     }
-    next.run(request).await
-}
 
-async fn authorize_request(
-    State(auth): State<Arc<Auth>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let grpc = edge::is_grpc(request.headers());
-    let Some(identity) = request.extensions().get::<Identity>() else {
-        let refusal = request
-            .extensions()
-            .get::<Refusal>()
-            .cloned()
-            .unwrap_or(Refusal::Missing);
-        return unauthorized(&refusal, grpc);
-    };
-    if let Some(role) = auth.config.required_role(&request)
-        && !identity.roles.contains(&role)
-    {
+    /// The answer to a request without a verified identity (401) or without the role
+    /// its route needs (403), or `None` when it may pass; asked behind the rate
+    /// limiter, so that floods of bad credentials are limited per IP address.
+    pub(crate) fn refusal(&self, request: &Request) -> Option<Response> {
+        self.config.verifier.as_ref()?;
+        let grpc = edge::is_grpc(request.headers());
+        let Some(identity) = request.extensions().get::<Identity>() else {
+            let refusal = request
+                .extensions()
+                .get::<Refusal>()
+                .cloned()
+                .unwrap_or(Refusal::Missing);
+            return Some(unauthorized(&refusal, grpc));
+        };
+        let role = self.config.required_role(request)?;
+        if identity.roles.contains(&role) {
+            return None;
+        }
         tracing::info!(subject = %identity.subject, %role, "forbidden: missing role");
-        return forbidden(&role, grpc);
+        Some(forbidden(&role, grpc))
     }
-    next.run(request).await
 }
 
 /// Puts the verified identity into the request headers for the service.
@@ -388,17 +352,22 @@ fn refuse(status: StatusCode, challenge: &str, detail: String, grpc: bool) -> Re
     response
 }
 {% else %}
-pub(crate) fn authorize(api: Router, _auth: &Arc<Auth>) -> Router {
-    api
-}
+pub(crate) struct Auth {}
 
-async fn identify_request(
-    State(_auth): State<Arc<Auth>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    strip_identity(request.headers_mut());
-    next.run(request).await
+impl Auth {
+    pub(crate) fn new(_config: AuthConfig) -> Self {
+        Self {}
+    }
+
+    /// Strips inbound identity headers: with no authentication, no request has one.
+    pub(crate) async fn identify(&self, request: &mut Request) {
+        strip_identity(request.headers_mut());
+    }
+
+    /// Lets every request through: the generated scheme is `none`.
+    pub(crate) fn refusal(&self, _request: &Request) -> Option<Response> {
+        None
+    }
 }
 {% endif %}
 

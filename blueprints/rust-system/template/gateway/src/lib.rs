@@ -167,22 +167,22 @@ impl Config {
 /// The gateway's API: `/api/<service>/...`, gRPC calls by service name and the shared
 /// platform routes.
 pub fn router(config: Config, readiness: Readiness) -> Router {
-    let auth = Arc::new(auth::Auth::new(config.auth));
     let api = Router::new()
         .route("/api/{service}", any(proxy::forward_api))
         .route("/api/{service}/", any(proxy::forward_api))
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
 {% if auth.mtls %}
-        .with_state(
+        .with_state(Arc::new(
             Gateway::new(config.upstreams)
                 .with_resilience(config.resilience)
                 .with_tls(config.tls.as_ref()),
-        );
+        ));
 {% else %}
-        .with_state(Gateway::new(config.upstreams).with_resilience(config.resilience));
+        .with_state(Arc::new(
+            Gateway::new(config.upstreams).with_resilience(config.resilience),
+        ));
 {% endif %}
-    let api = auth::authorize(api, &auth);
-    let api = edge::protect_api(api, &config.edge, &auth);
+    let api = edge::protect_api(api, &config.edge, auth::Auth::new(config.auth));
     edge::protect_all(platform::http::app(NAME, api, readiness), &config.edge)
 }

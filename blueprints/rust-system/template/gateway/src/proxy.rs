@@ -42,7 +42,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// Shared state of the proxy: where the services are, how they are protected, a
-/// pooled HTTP/1 client and a pooled HTTP/2 client for gRPC.
+/// pooled HTTP/1 client and a pooled HTTP/2 client for gRPC. The router holds it
+/// behind one `Arc`, so that requests do not clone the clients.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     upstreams: Arc<Upstreams>,
@@ -135,7 +136,7 @@ impl Protocol {
 }
 
 /// Forwards `/api/<service>/<path>` to `<path>` on that service.
-pub(crate) async fn forward_api(State(gateway): State<Gateway>, request: Request) -> Response {
+pub(crate) async fn forward_api(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let protocol = Protocol::of(request.headers());
     let route = split_api_path(request.uri().path())
         .map(|(service, path)| (service.to_owned(), path.to_owned()));
@@ -149,7 +150,10 @@ pub(crate) async fn forward_api(State(gateway): State<Gateway>, request: Request
 /// Forwards a gRPC call `/<package>.<Service>/<Method>`, path unchanged, to the service
 /// named by the first segment of the package (see [`grpc_service`]). Other requests on
 /// such paths are unknown routes.
-pub(crate) async fn forward_grpc(State(gateway): State<Gateway>, request: Request) -> Response {
+pub(crate) async fn forward_grpc(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+) -> Response {
     if Protocol::of(request.headers()) != Protocol::Grpc {
         return problem::route_not_found(request.uri().clone())
             .await
@@ -203,6 +207,9 @@ async fn forward(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
+    // The gateway's own request state (peer address, route, identity) stays here,
+    // which also keeps the head that a retry replays cheap to copy.
+    parts.extensions.clear();
     prepare_upstream_headers(&mut parts.headers, client_ip, protocol);
     propagation::inject_current(&mut parts.headers);
 

@@ -14,14 +14,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use platform::Problem;
 use platform::config::ConfigError;
@@ -118,13 +117,20 @@ struct Bucket {
 
 /// The outcome of one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Decision {
+pub(crate) struct Decision {
     allowed: bool,
     remaining: u32,
     /// Seconds until the bucket is full.
     reset: u64,
     /// Seconds until the next token, when refused.
     retry_after: u64,
+}
+
+impl Decision {
+    /// Whether the request may pass.
+    pub(crate) fn allowed(&self) -> bool {
+        self.allowed
+    }
 }
 
 /// The buckets of every client.
@@ -236,25 +242,20 @@ impl RateLimiter {
         edge::client_ip(request, self.trusted_proxy_hops).map_or(ClientKey::Unknown, ClientKey::Ip)
     }
 
-    fn set_headers(&self, headers: &mut HeaderMap, decision: &Decision) {
+    /// Tells the client where it stands: its bucket's size, tokens left and reset time.
+    pub(crate) fn set_headers(&self, headers: &mut HeaderMap, decision: &Decision) {
         headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.burst as u32));
         headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
         headers.insert(RATELIMIT_RESET, HeaderValue::from(decision.reset));
     }
-}
 
-/// Answers 429 to clients that are over their limit, and tells every client where it
-/// stands.
-pub(crate) async fn enforce(
-    State(limiter): State<Arc<RateLimiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let key = limiter.key(&request);
-    let decision = limiter.check(key, Instant::now());
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
+    /// Takes a token for the client of `request`, if its bucket has one.
+    pub(crate) fn take_token(&self, request: &Request) -> Decision {
+        self.check(self.key(request), Instant::now())
+    }
+
+    /// The 429 answer, with `Retry-After`, to a request that `decision` refused.
+    pub(crate) fn too_many_requests(&self, request: &Request, decision: &Decision) -> Response {
         tracing::debug!(retry_after = decision.retry_after, "rate limited");
         let detail = format!("too many requests: retry in {} s", decision.retry_after);
         let mut response = if edge::is_grpc(request.headers()) {
@@ -268,9 +269,7 @@ pub(crate) async fn enforce(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
         response
-    };
-    limiter.set_headers(response.headers_mut(), &decision);
-    response
+    }
 }
 
 /// A trailers-only gRPC response with the status `RESOURCE_EXHAUSTED`, which gRPC

@@ -1,20 +1,20 @@
 //! The HTTP stack shared by every binary: info, health and metrics routes,
 //! problem-details fallbacks, request ids, request tracing and RED metrics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::MatchedPath;
-use axum::http::{HeaderName, HeaderValue, Request, Response};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use opentelemetry::trace::TraceContextExt;
 use serde_json::{Value, json};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 use tracing::field::{Empty, display};
+use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
 
 use crate::health::{self, Readiness};
 use crate::metrics::{self, HttpMetrics};
@@ -42,15 +42,25 @@ pub fn app(name: &'static str, routes: Router, readiness: Readiness) -> Router {
         .merge(metrics::routes(metrics.clone()))
         .fallback(problem::route_not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(record_response),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(middleware::map_request(drop_invalid_request_id))
+        .layer(middleware::from_fn_with_state(metrics, observe))
+}
+
+/// Gives the request its id and its span, counts and times it, and logs its answer.
+/// One middleware rather than a stack of them: an axum middleware clones everything
+/// beneath it for every request.
+async fn observe(State(metrics): State<HttpMetrics>, mut request: Request, next: Next) -> Response {
+    let request_id = keep_or_make_request_id(request.headers_mut());
+    let span = request_span(&request);
+    let started = Instant::now();
+    let mut response = metrics::track(&metrics, request, next)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| record_response(&response, started.elapsed(), &span));
+    response
+        .headers_mut()
+        .entry(REQUEST_ID)
+        .or_insert(request_id);
+    response
 }
 
 /// Longest request id accepted from a caller.
@@ -67,15 +77,22 @@ pub fn is_valid_request_id(value: &HeaderValue) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:+/=@".contains(byte))
 }
 
-/// Removes the caller's `x-request-id` unless it is one valid value, so that
-/// [`SetRequestIdLayer`] replaces it with a new one.
-async fn drop_invalid_request_id(mut request: Request<Body>) -> Request<Body> {
-    let mut ids = request.headers().get_all(&REQUEST_ID).iter();
-    let valid = matches!((ids.next(), ids.next()), (Some(id), None) if is_valid_request_id(id));
-    if !valid && request.headers_mut().remove(&REQUEST_ID).is_some() {
+/// The request's id: the caller's when it sent one valid value, otherwise a new UUID,
+/// which replaces whatever the caller sent.
+fn keep_or_make_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    let mut ids = headers.get_all(&REQUEST_ID).iter();
+    if let (Some(id), None) = (ids.next(), ids.next())
+        && is_valid_request_id(id)
+    {
+        return id.clone();
+    }
+    if headers.contains_key(&REQUEST_ID) {
         tracing::debug!("replaced an invalid x-request-id");
     }
-    request
+    let id =
+        HeaderValue::try_from(Uuid::new_v4().to_string()).expect("a UUID is a valid header value");
+    headers.insert(REQUEST_ID, id.clone());
+    id
 }
 
 async fn info(name: &'static str) -> Json<Value> {
@@ -89,7 +106,7 @@ async fn info(name: &'static str) -> Json<Value> {
 
 /// The span of one request, named and labelled after its route template as the
 /// OpenTelemetry HTTP conventions ask, a child of the caller's span when it sent one.
-fn request_span(request: &Request<Body>) -> Span {
+fn request_span(request: &Request) -> Span {
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -109,9 +126,9 @@ fn request_span(request: &Request<Body>) -> Span {
         otel.name = name,
         otel.kind = "server",
         otel.status_code = Empty,
-        http.request.method = %method,
+        http.request.method = method.as_str(),
         http.route = route,
-        url.path = %request.uri().path(),
+        url.path = request.uri().path(),
         http.response.status_code = Empty,
         request_id,
         trace_id = Empty,
@@ -126,16 +143,18 @@ fn request_span(request: &Request<Body>) -> Span {
     span
 }
 
-fn record_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
+/// Records the status on the request's span and logs the answer, as an error when it
+/// is a server error.
+fn record_response(response: &Response, latency: Duration, span: &Span) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
+    let latency_ms = latency.as_micros() as f64 / 1000.0;
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
+        tracing::error!(latency_ms, "finished processing request");
+    } else {
+        tracing::info!(latency_ms, "finished processing request");
     }
-    tracing::info!(
-        latency_ms = latency.as_micros() as f64 / 1000.0,
-        "finished processing request"
-    );
 }
 
 #[cfg(test)]
@@ -143,8 +162,8 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::body::{Body, Bytes};
+    use axum::http::{StatusCode, Uri};
     use axum::routing::post;
     use http_body_util::{BodyExt, Full};
     use tower::ServiceExt;
@@ -192,6 +211,12 @@ mod tests {
     /// Serves `request` with JSON logs and tracing as `telemetry::init` sets them up,
     /// and returns the span fields of the log line that ends the request.
     async fn logged_request_span(request: Request<Body>) -> Value {
+        logged_request(test_app(), request).await["span"].clone()
+    }
+
+    /// Serves `request` with `app`, JSON logs and tracing as `telemetry::init` sets
+    /// them up, and returns the log line that ends the request.
+    async fn logged_request(app: Router, request: Request<Body>) -> Value {
         let logs = Logs::default();
         let writer = logs.clone();
         let telemetry = Telemetry::new(&TraceConfig::without_export("test")).unwrap();
@@ -199,15 +224,30 @@ mod tests {
             .with(log_layer(move || writer.clone()))
             .with(telemetry.layer());
         let _default = telemetry::testing::set_default(subscriber);
-        test_app().oneshot(request).await.unwrap();
+        app.oneshot(request).await.unwrap();
 
         let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         output
             .lines()
             .map(|line| serde_json::from_str::<Value>(line).unwrap())
             .find(|line| line["fields"]["message"] == "finished processing request")
-            .unwrap_or_else(|| panic!("no log line for the response in:\n{output}"))["span"]
-            .clone()
+            .unwrap_or_else(|| panic!("no log line for the response in:\n{output}"))
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_logged_as_errors() {
+        let routes = Router::new().route(
+            "/broken",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+        let app = app("test", routes, Readiness::new());
+        let request = Request::get("/broken").body(Body::empty()).unwrap();
+        let line = logged_request(app, request).await;
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["span"]["http.response.status_code"], 500);
+
+        let request = Request::get("/healthz").body(Body::empty()).unwrap();
+        assert_eq!(logged_request(test_app(), request).await["level"], "INFO");
     }
 
     #[tokio::test]

@@ -19,8 +19,16 @@ pub mod tls;
 
 use std::process::ExitCode;
 
+use mimalloc::MiMalloc;
+
 pub use problem::Problem;
 pub use server::serve;
+
+/// The allocator of every binary and test of the workspace: mimalloc keeps a heap per
+/// thread, where glibc's allocator makes the runtime's worker threads contend on its
+/// arena locks under load.
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
 
 /// A system of services built from this workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -177,12 +177,12 @@ async fn scrape(State(metrics): State<HttpMetrics>) -> impl IntoResponse {
     ([(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)], metrics.render())
 }
 
-/// Middleware that counts and times every request by its route template (never the
+/// Counts and times every request by its route template (never the
 /// raw path, so ids in paths do not multiply the series), and every gRPC call by its
 /// RPC and status code.
-pub async fn track(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(metrics: &HttpMetrics, request: Request, next: Next) -> Response {
     if is_grpc(request.headers()) {
-        let call = RpcCall::start(metrics, &request);
+        let call = RpcCall::start(metrics.clone(), &request);
         return call.watch(next.run(request).await);
     }
     let started = Instant::now();

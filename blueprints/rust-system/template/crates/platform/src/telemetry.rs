@@ -4,7 +4,8 @@
 //!
 //! Spans always get trace ids, so logs carry them and calls to other services
 //! continue the trace even when nothing is exported. Traces are recorded at `info`
-//! level whatever `RUST_LOG` says, so quieter logs never break a trace.
+//! level whatever `RUST_LOG` says, so quieter logs never break a trace; warnings and
+//! errors are also events of the span they happen in.
 
 use std::io;
 use std::time::Duration;
@@ -19,8 +20,8 @@ use opentelemetry_otlp::{ExporterBuildError, Protocol, WithExportConfig, WithHtt
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::runtime::Handle;
-use tracing::Subscriber;
-use tracing_subscriber::filter::LevelFilter;
+use tracing::{Level, Subscriber};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -132,14 +133,26 @@ impl Telemetry {
     }
 
     /// The layer that turns `tracing` spans of `info` level and above into
-    /// OpenTelemetry spans.
+    /// OpenTelemetry spans, with the warnings and errors logged inside them as span
+    /// events. Info lines stay in the logs only (they carry the trace id): as span
+    /// events they would cost every request an allocation even when nothing is
+    /// exported. Spans do not record how long they were busy or idle, which would read
+    /// the clock at every poll.
     pub fn layer<S>(&self) -> impl Layer<S> + use<S>
     where
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("platform"))
-            .with_filter(LevelFilter::INFO)
+            .with_tracked_inactivity(false)
+            .with_filter(filter_fn(|metadata| {
+                let threshold = if metadata.is_span() {
+                    Level::INFO
+                } else {
+                    Level::WARN
+                };
+                *metadata.level() <= threshold
+            }))
     }
 
     /// Exports the spans still buffered and stops exporting. Call once the server
@@ -259,7 +272,7 @@ mod tests {
     use axum::Router;
     use axum::http::header::CONTENT_TYPE;
     use axum::http::{HeaderMap, StatusCode};
-    use axum::routing::post;
+    use axum::routing::{get, post};
     use opentelemetry::trace::{SpanId, TraceId};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -369,5 +382,47 @@ mod tests {
         assert_eq!(span.trace_id, trace_id.to_bytes());
         let parent_id = SpanId::from_hex("00f067aa0ba902b7").unwrap();
         assert_eq!(span.parent_span_id, parent_id.to_bytes());
+    }
+
+    #[tokio::test]
+    async fn warnings_become_span_events_and_info_lines_do_not() {
+        let (endpoint, mut exports) = collector().await;
+        let telemetry = Telemetry::new(&TraceConfig {
+            service_name: "events-test".to_owned(),
+            otlp_endpoint: Some(endpoint),
+        })
+        .unwrap();
+        {
+            let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+            let _default = testing::set_default(subscriber);
+            let routes = Router::new().route(
+                "/work",
+                get(|| async {
+                    tracing::info!("step done");
+                    tracing::warn!("upstream slow");
+                    "done"
+                }),
+            );
+            let app = crate::http::app("test", routes, Readiness::new());
+            let request = axum::http::Request::get("/work")
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
+        }
+        telemetry.shutdown().await;
+
+        let (_, body) = exports.try_recv().expect("spans not exported");
+        let export = ExportTraceServiceRequest::decode(body).unwrap();
+        let span = &export.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.name, "GET /work");
+        let events: Vec<&str> = span
+            .events
+            .iter()
+            .map(|event| event.name.as_str())
+            .collect();
+        assert_eq!(events, ["upstream slow"]);
+        let attributes: Vec<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert!(attributes.contains(&"http.route"), "{attributes:?}");
+        assert!(!attributes.contains(&"busy_ns"), "{attributes:?}");
     }
 }
