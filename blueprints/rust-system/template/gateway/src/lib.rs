@@ -36,6 +36,7 @@ use axum::Router;
 use axum::routing::any;
 use platform::config::{self, ConfigError, HttpUrl};
 use platform::health::Readiness;
+use platform::metrics::HttpMetrics;
 {% if auth.mtls %}
 use platform::tls::Identity;
 {% endif %}
@@ -167,22 +168,21 @@ impl Config {
 /// The gateway's API: `/api/<service>/...`, gRPC calls by service name and the shared
 /// platform routes.
 pub fn router(config: Config, readiness: Readiness) -> Router {
+{% if auth.mtls %}
+    let gateway = Gateway::new(config.upstreams)
+        .with_resilience(config.resilience)
+        .with_tls(config.tls.as_ref());
+{% else %}
+    let gateway = Gateway::new(config.upstreams).with_resilience(config.resilience);
+{% endif %}
+    let metrics = HttpMetrics::with(|registry| gateway.register_metrics(registry));
     let api = Router::new()
         .route("/api/{service}", any(proxy::forward_api))
         .route("/api/{service}/", any(proxy::forward_api))
         .route("/api/{service}/{*path}", any(proxy::forward_api))
         .route("/{grpc_service}/{method}", any(proxy::forward_grpc))
-{% if auth.mtls %}
-        .with_state(Arc::new(
-            Gateway::new(config.upstreams)
-                .with_resilience(config.resilience)
-                .with_tls(config.tls.as_ref()),
-        ));
-{% else %}
-        .with_state(Arc::new(
-            Gateway::new(config.upstreams).with_resilience(config.resilience),
-        ));
-{% endif %}
+        .with_state(Arc::new(gateway));
     let api = edge::protect_api(api, &config.edge, auth::Auth::new(config.auth));
-    edge::protect_all(platform::http::app(NAME, api, readiness), &config.edge)
+    let app = platform::http::app_with_metrics(NAME, api, readiness, metrics);
+    edge::protect_all(app, &config.edge)
 }

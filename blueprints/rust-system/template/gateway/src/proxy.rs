@@ -18,6 +18,7 @@ use platform::client::{self, HttpClient};
 use platform::tls::Identity;
 {% endif %}
 use platform::{Problem, problem, propagation};
+use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
 use crate::resilience::{self, Rejection, Resilience};
@@ -69,6 +70,11 @@ impl Gateway {
     pub fn with_resilience(mut self, config: ResilienceConfig) -> Self {
         self.resilience = Arc::new(Resilience::new(config, &self.upstreams));
         self
+    }
+
+    /// Adds the resilience metrics of the upstreams to `registry`.
+    pub(crate) fn register_metrics(&self, registry: &mut Registry) {
+        self.resilience.metrics().register(registry);
     }
 {% if auth.mtls %}
 

@@ -19,6 +19,9 @@
 //! pace, and counting it would let a few hundred idle subscribers shut out every short
 //! request. What piles up when a service slows down, and what the bulkhead bounds, is
 //! requests waiting for an answer.
+//!
+//! Each upstream's breaker state, rejections, failed attempts and retries are metrics
+//! on the gateway's `/metrics` ([`ResilienceMetrics`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -32,6 +35,11 @@ use hyper::body::Incoming;
 use platform::Problem;
 use platform::client::HttpClient;
 use platform::config::{self, ConfigError, HttpUrl};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -221,11 +229,13 @@ impl Outcome {
 pub(crate) struct Resilience {
     config: Arc<ResilienceConfig>,
     upstreams: HashMap<String, Arc<Upstream>>,
+    metrics: ResilienceMetrics,
 }
 
 impl Resilience {
     /// Fresh state (closed breakers, empty bulkheads and budgets) for `upstreams`.
     pub(crate) fn new(config: ResilienceConfig, upstreams: &Upstreams) -> Self {
+        let metrics = ResilienceMetrics::default();
         let upstreams = upstreams
             .names()
             .map(|name| {
@@ -239,6 +249,7 @@ impl Resilience {
                         config.retry_budget_min_per_sec,
                         config.retry_budget_percent / 100.0,
                     ),
+                    metrics: UpstreamMetrics::new(&metrics, name),
                 };
                 (name.to_owned(), Arc::new(upstream))
             })
@@ -246,7 +257,13 @@ impl Resilience {
         Self {
             config: Arc::new(config),
             upstreams,
+            metrics,
         }
+    }
+
+    /// The metrics of every upstream, to serve on `/metrics`.
+    pub(crate) fn metrics(&self) -> &ResilienceMetrics {
+        &self.metrics
     }
 
     /// Lets a request to `service` through (a bulkhead permit, and the breaker's
@@ -259,9 +276,14 @@ impl Resilience {
             .try_acquire_owned()
             .map_err(|_| {
                 tracing::warn!(service, "bulkhead full: request shed");
+                upstream.metrics.shed.inc();
                 Rejection::Full
             })?;
-        let probe = upstream.admit(self.config.breaker_cooldown)?;
+        let probe = upstream
+            .admit(self.config.breaker_cooldown)
+            .inspect_err(|_| {
+                upstream.metrics.rejected_open.inc();
+            })?;
         upstream.budget.deposit();
         Ok(Some(Admission {
             upstream: Arc::clone(upstream),
@@ -280,6 +302,96 @@ struct Upstream {
     in_flight: Arc<Semaphore>,
     breaker: Mutex<Breaker>,
     budget: TpsBudget,
+    metrics: UpstreamMetrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    service: String,
+    reason: &'static str,
+}
+
+/// The resilience metrics of the upstreams, per service:
+///
+/// - `gateway_upstream_circuit_breaker_state`: 0 closed, 1 half-open, 2 open;
+/// - `gateway_upstream_rejected_total{reason}`: requests answered 503 without calling
+///   the service, `circuit_open` or `bulkhead_full`;
+/// - `gateway_upstream_failed_attempts_total{reason}`: attempts that failed,
+///   `unreachable`, `timeout` or `server_error` (5xx);
+/// - `gateway_upstream_retries_total`: attempts after the first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResilienceMetrics {
+    breaker_state: Family<ServiceLabels, Gauge>,
+    rejected: Family<ReasonLabels, Counter>,
+    failed_attempts: Family<ReasonLabels, Counter>,
+    retries: Family<ServiceLabels, Counter>,
+}
+
+impl ResilienceMetrics {
+    /// Adds these metrics to `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "gateway_upstream_circuit_breaker_state",
+            "State of the service's circuit breaker: 0 closed, 1 half-open, 2 open",
+            self.breaker_state.clone(),
+        );
+        registry.register(
+            "gateway_upstream_rejected",
+            "Requests answered 503 without calling the service, by reason",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "gateway_upstream_failed_attempts",
+            "Attempts to call the service that failed, by reason",
+            self.failed_attempts.clone(),
+        );
+        registry.register(
+            "gateway_upstream_retries",
+            "Attempts to call the service after the first",
+            self.retries.clone(),
+        );
+    }
+}
+
+/// One upstream's series, created once so that requests only touch atomics.
+#[derive(Debug)]
+struct UpstreamMetrics {
+    breaker_state: Gauge,
+    rejected_open: Counter,
+    shed: Counter,
+    unreachable: Counter,
+    timed_out: Counter,
+    server_errors: Counter,
+    retries: Counter,
+}
+
+impl UpstreamMetrics {
+    fn new(metrics: &ResilienceMetrics, service: &str) -> Self {
+        let labels = ServiceLabels {
+            service: service.to_owned(),
+        };
+        let reason = |family: &Family<ReasonLabels, Counter>, reason| {
+            let labels = ReasonLabels {
+                service: service.to_owned(),
+                reason,
+            };
+            family.get_or_create(&labels).clone()
+        };
+        Self {
+            breaker_state: metrics.breaker_state.get_or_create(&labels).clone(),
+            rejected_open: reason(&metrics.rejected, "circuit_open"),
+            shed: reason(&metrics.rejected, "bulkhead_full"),
+            unreachable: reason(&metrics.failed_attempts, "unreachable"),
+            timed_out: reason(&metrics.failed_attempts, "timeout"),
+            server_errors: reason(&metrics.failed_attempts, "server_error"),
+            retries: metrics.retries.get_or_create(&labels).clone(),
+        }
+    }
 }
 
 /// The state of a circuit breaker.
@@ -293,7 +405,24 @@ enum Breaker {
     HalfOpen { probing: bool },
 }
 
+impl Breaker {
+    /// The value of `gateway_upstream_circuit_breaker_state`.
+    fn metric(self) -> i64 {
+        match self {
+            Self::Closed { .. } => 0,
+            Self::HalfOpen { .. } => 1,
+            Self::Open { .. } => 2,
+        }
+    }
+}
+
 impl Upstream {
+    /// Moves the breaker to `state`.
+    fn set_breaker(&self, breaker: &mut Breaker, state: Breaker) {
+        *breaker = state;
+        self.metrics.breaker_state.set(state.metric());
+    }
+
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
         // The state stays consistent even if a holder panicked: every write is one store.
         self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
@@ -311,7 +440,7 @@ impl Upstream {
                     return Err(Rejection::Open(until - now));
                 }
                 tracing::info!(service = self.name, "circuit breaker half-open: probing");
-                *breaker = Breaker::HalfOpen { probing: true };
+                self.set_breaker(&mut breaker, Breaker::HalfOpen { probing: true });
                 Ok(true)
             }
             Breaker::HalfOpen { probing: false } => {
@@ -331,7 +460,7 @@ impl Upstream {
             }
             (Breaker::HalfOpen { .. }, Outcome::Success) => {
                 tracing::info!(service = self.name, "circuit breaker closed");
-                *breaker = Breaker::Closed { failures: 0 };
+                self.set_breaker(&mut breaker, Breaker::Closed { failures: 0 });
             }
             (Breaker::Closed { failures }, _) if failures + 1 < threshold => {
                 *breaker = Breaker::Closed {
@@ -344,9 +473,8 @@ impl Upstream {
                     cooldown_ms = cooldown.as_millis(),
                     "circuit breaker opened"
                 );
-                *breaker = Breaker::Open {
-                    until: Instant::now() + cooldown,
-                };
+                let until = Instant::now() + cooldown;
+                self.set_breaker(&mut breaker, Breaker::Open { until });
             }
             // A request admitted before the breaker opened: the state already says it all.
             (Breaker::Open { .. }, _) => {}
@@ -383,9 +511,15 @@ impl Admission {
         loop {
             let (outcome, result) =
                 match tokio::time::timeout(timeout, client.request(request)).await {
-                    Ok(Ok(response)) => (Outcome::of_status(response.status()), Ok(response)),
+                    Ok(Ok(response)) => {
+                        if response.status().is_server_error() {
+                            upstream.metrics.server_errors.inc();
+                        }
+                        (Outcome::of_status(response.status()), Ok(response))
+                    }
                     Ok(Err(error)) => {
                         tracing::warn!(service, %url, %error, attempt, "upstream request failed");
+                        upstream.metrics.unreachable.inc();
                         // Only a connection that was never made surely left the request unsent.
                         let outcome = if error.is_connect() {
                             Outcome::Transient
@@ -398,6 +532,7 @@ impl Admission {
                     Err(_) => {
                         let timeout_ms = timeout.as_millis();
                         tracing::warn!(service, %url, timeout_ms, attempt, "upstream timed out");
+                        upstream.metrics.timed_out.inc();
                         let problem = Problem::new(StatusCode::GATEWAY_TIMEOUT).with_detail(
                             format!("service {service:?} did not answer within {timeout_ms} ms"),
                         );
@@ -418,6 +553,7 @@ impl Admission {
                 "retrying upstream request"
             );
             tokio::time::sleep(backoff).await;
+            upstream.metrics.retries.inc();
             request = Request::from_parts(head.clone(), Body::empty());
             attempt += 1;
         }

@@ -16,9 +16,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway::auth::Permissions;
 use gateway::auth::jwt::{JwtKey, JwtVerifier};
 use gateway::{AuthConfig, Config, Upstreams};
+use getrandom::SysRng;
 use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
 use platform::config::HttpUrl;
 use platform::health::Readiness;
+use rsa::PrivateKey;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 
 /// The scheme of the gateway's challenges.
@@ -328,6 +331,34 @@ async fn an_es256_token_is_accepted_with_its_public_key() {
     assert_unauthorized(
         CHALLENGE,
         &call(&gateway, Method::GET, Some(&es256(&other))).await,
+        true,
+    );
+    assert_eq!(seen.count(), 1);
+}
+
+#[tokio::test]
+async fn an_rs256_token_is_accepted_with_its_public_key() {
+    // A 2048-bit RSA key pair generated here: no private key is committed.
+    let rs256_key = || PrivateKey::new(&mut SysRng, 2048).unwrap();
+    let private_key = rs256_key();
+    let public_key = private_key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let (gateway, seen) = spawn_gateway(&JwtKey::Rs256(public_key.into_bytes())).await;
+    let rs256 = |private_key: &PrivateKey| {
+        let pem = private_key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let header = Header::new(jsonwebtoken::Algorithm::RS256);
+        jsonwebtoken::encode(&header, &claims(&["fake:read"]), &key).unwrap()
+    };
+    let response = call(&gateway, Method::GET, Some(&rs256(&private_key))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.last()["x-auth-subject"], "alice");
+    // Another key pair's token is refused.
+    assert_unauthorized(
+        CHALLENGE,
+        &call(&gateway, Method::GET, Some(&rs256(&rs256_key()))).await,
         true,
     );
     assert_eq!(seen.count(), 1);

@@ -106,3 +106,24 @@ async fn gateway_metrics_count_proxied_requests_by_route_template() {
         "raw path as a label:\n{metrics}"
     );
 }
+
+#[tokio::test]
+async fn every_metric_served_is_in_the_runbook() {
+    let runbook = include_str!("../../docs/runbooks/gateway.md");
+    let gateway = gateway_to_echo().await;
+    get_text(&gateway, "/api/echo/", HeaderMap::new()).await;
+
+    let (_, metrics) = get_text(&gateway, "/metrics", HeaderMap::new()).await;
+    let names: Vec<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert!(names.contains(&"gateway_upstream_retries"), "{metrics}");
+    for name in names {
+        assert!(
+            runbook.contains(&format!("`{name}")),
+            "{name} is served but not in docs/runbooks/gateway.md"
+        );
+    }
+}

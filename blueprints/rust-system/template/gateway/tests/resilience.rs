@@ -88,6 +88,30 @@ async fn call(
     )
 }
 
+/// The gateway's `/metrics` lines that start with `prefix`.
+async fn metrics(gateway: &HttpUrl, prefix: &str) -> Vec<String> {
+    let request = Request::get(gateway.join("/metrics").unwrap())
+        .body(Body::empty())
+        .unwrap();
+    let response = http_client().request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether the gateway's `/metrics` has exactly the sample `sample`.
+async fn has_metric(gateway: &HttpUrl, sample: &str) -> bool {
+    let lines = metrics(gateway, "gateway_upstream_").await;
+    lines.iter().any(|line| line == sample) || {
+        eprintln!("{sample} not in {lines:#?}");
+        false
+    }
+}
+
 fn status(status: StatusCode) -> Response {
     status.into_response()
 }
@@ -261,6 +285,20 @@ async fn get_is_retried_after_a_503_and_succeeds() {
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(
+        has_metric(
+            &gateway,
+            r#"gateway_upstream_retries_total{service="svc"} 1"#
+        )
+        .await
+    );
+    assert!(
+        has_metric(
+            &gateway,
+            r#"gateway_upstream_failed_attempts_total{service="svc",reason="server_error"} 1"#
+        )
+        .await
+    );
 }
 
 #[tokio::test]
@@ -334,6 +372,10 @@ async fn open_breaker_fails_fast_without_calling_the_service_then_recovers() {
         assert!((1..=2).contains(&retry_after), "{retry_after}");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let open = r#"gateway_upstream_circuit_breaker_state{service="svc"} 2"#;
+    assert!(has_metric(&gateway, open).await);
+    let rejected = r#"gateway_upstream_rejected_total{service="svc",reason="circuit_open"} 3"#;
+    assert!(has_metric(&gateway, rejected).await);
 
     // Half-open after the cool-down: the probe succeeds and closes the breaker.
     tokio::time::sleep(cooldown + Duration::from_millis(200)).await;
@@ -342,6 +384,8 @@ async fn open_breaker_fails_fast_without_calling_the_service_then_recovers() {
         assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 5);
+    let closed = r#"gateway_upstream_circuit_breaker_state{service="svc"} 0"#;
+    assert!(has_metric(&gateway, closed).await);
 }
 
 #[tokio::test]
@@ -416,6 +460,8 @@ async fn full_bulkhead_sheds_load_at_once() {
     assert_eq!(headers[header::RETRY_AFTER], "1");
     assert!(body.contains("too many requests in flight"), "{body}");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let shed = r#"gateway_upstream_rejected_total{service="svc",reason="bulkhead_full"} 1"#;
+    assert!(has_metric(&gateway, shed).await);
 
     gate.add_permits(10);
     for request in waiting {

@@ -35,7 +35,17 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// - the request's span continues the caller's W3C trace (`traceparent`) or starts
 ///   a new one, and records its `trace_id`.
 pub fn app(name: &'static str, routes: Router, readiness: Readiness) -> Router {
-    let metrics = HttpMetrics::new();
+    app_with_metrics(name, routes, readiness, HttpMetrics::new())
+}
+
+/// [`app`] serving `metrics` (made with [`HttpMetrics::with`], which adds the binary's
+/// own metrics) at `/metrics`.
+pub fn app_with_metrics(
+    name: &'static str,
+    routes: Router,
+    readiness: Readiness,
+    metrics: HttpMetrics,
+) -> Router {
     routes
         .route("/", get(move || info(name)))
         .merge(health::routes(readiness))

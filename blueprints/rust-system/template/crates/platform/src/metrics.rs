@@ -92,6 +92,12 @@ impl HttpMetrics {
     /// A new registry with the request counter, the latency histogram and the
     /// process start time.
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// [`HttpMetrics::new`] with the binary's own metrics, which `register` adds to
+    /// the registry.
+    pub fn with(register: impl FnOnce(&mut Registry)) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DURATION_BUCKETS)
@@ -126,6 +132,7 @@ impl HttpMetrics {
             "Start time of the process since the Unix epoch, in seconds",
             ConstGauge::new(*STARTED_AT),
         );
+        register(&mut registry);
         Self {
             registry: Arc::new(registry),
             requests,
