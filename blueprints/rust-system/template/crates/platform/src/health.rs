@@ -2,8 +2,8 @@
 //! liveness for container health checks ([`check`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,31 +14,92 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-/// Whether the process should receive traffic. It starts ready and turns
-/// not ready when shutdown begins, so load balancers stop sending requests.
+/// Whether the process should receive traffic. It starts ready, turns not ready
+/// when shutdown begins, so load balancers stop sending requests, and is not ready
+/// while one of its [`Dependency`]s (a message broker, say) is down.
 #[derive(Debug, Clone)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<ReadinessState>);
+
+#[derive(Debug)]
+struct ReadinessState {
+    ready: AtomicBool,
+    dependencies: Mutex<Vec<Dependency>>,
+}
 
 impl Readiness {
     /// A readiness flag that starts ready.
     pub fn new() -> Self {
-        Self(Arc::new(AtomicBool::new(true)))
+        Self(Arc::new(ReadinessState {
+            ready: AtomicBool::new(true),
+            dependencies: Mutex::new(Vec::new()),
+        }))
     }
 
-    /// Whether the process is ready.
+    /// Whether the process is ready: not shutting down, and every dependency up.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.ready.load(Ordering::Acquire) && self.down().is_empty()
     }
 
     /// Marks the process ready or not ready.
     pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.0.ready.store(ready, Ordering::Release);
+    }
+
+    /// A dependency named `name` that readiness waits for: down until
+    /// [`Dependency::set_up`] says otherwise.
+    pub fn dependency(&self, name: &'static str) -> Dependency {
+        let dependency = Dependency {
+            name,
+            up: Arc::new(AtomicBool::new(false)),
+        };
+        self.0
+            .dependencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(dependency.clone());
+        dependency
+    }
+
+    /// The names of the dependencies that are down.
+    fn down(&self) -> Vec<&'static str> {
+        self.0
+            .dependencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|dependency| !dependency.is_up())
+            .map(|dependency| dependency.name)
+            .collect()
     }
 }
 
 impl Default for Readiness {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Something the process needs to serve, whose state its owner keeps up to date.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    name: &'static str,
+    up: Arc<AtomicBool>,
+}
+
+impl Dependency {
+    /// Records whether the dependency is reachable.
+    pub fn set_up(&self, up: bool) {
+        let was_up = self.up.swap(up, Ordering::AcqRel);
+        if was_up && !up {
+            tracing::warn!(dependency = self.name, "dependency down: not ready");
+        } else if !was_up && up {
+            tracing::info!(dependency = self.name, "dependency up");
+        }
+    }
+
+    /// Whether the dependency was reachable when last checked.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
     }
 }
 
@@ -55,13 +116,19 @@ async fn liveness() -> impl IntoResponse {
 }
 
 async fn readiness_probe(State(readiness): State<Readiness>) -> impl IntoResponse {
-    if readiness.is_ready() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
+    let down = readiness.down();
+    if !readiness.0.ready.load(Ordering::Acquire) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "shutting down" })),
         )
+    } else if !down.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "waiting for dependencies", "down": down })),
+        )
+    } else {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
     }
 }
 
@@ -153,6 +220,31 @@ mod tests {
             status(routes(readiness), "/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_every_dependency() {
+        let readiness = Readiness::new();
+        let broker = readiness.dependency("broker");
+        let request = Request::get("/readyz").body(Body::empty()).unwrap();
+        let response = routes(readiness.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(
+            &body[..],
+            br#"{"down":["broker"],"status":"waiting for dependencies"}"#
+        );
+
+        broker.set_up(true);
+        assert_eq!(
+            status(routes(readiness.clone()), "/readyz").await,
+            StatusCode::OK
+        );
+        broker.set_up(false);
+        assert!(!readiness.is_ready());
     }
 
     async fn serving(router: Router) -> SocketAddr {

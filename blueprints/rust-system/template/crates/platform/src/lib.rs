@@ -8,6 +8,9 @@ pub mod config;
 pub mod extract;
 pub mod health;
 pub mod http;
+{% if messaging.broker != 'none' %}
+pub mod messaging;
+{% endif %}
 pub mod metrics;
 pub mod problem;
 pub mod propagation;
@@ -54,6 +57,11 @@ pub enum Error {
     /// Logging or tracing could not be set up.
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
+{% if messaging.broker != 'none' %}
+    /// The message broker refused to set up a subscription.
+    #[error(transparent)]
+    Messaging(#[from] messaging::MessagingError),
+{% endif %}
     /// The server could not bind or failed while serving.
     #[error(transparent)]
     Server(#[from] server::ServerError),

@@ -5,6 +5,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use platform::extract::{Json, Path, Query};
+{% if messaging.broker != 'none' %}
+use platform::messaging::{EventSlot, Events};
+{% endif %}
 use platform::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -259,8 +262,18 @@ pub(crate) async fn create<R: ItemRepository>(
     Json(input): Json<ItemInput>,
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
+{% if messaging.broker != 'none' %}
+    let event = reserve_event(&state)?;
+{% endif %}
     let (item, replayed) = match state.items.create(input.validate()?, key).await? {
+{% if messaging.broker != 'none' %}
+        Creation::Created(item) => {
+            publish(event, "item.created", &item)?;
+            (item, false)
+        }
+{% else %}
         Creation::Created(item) => (item, false),
+{% endif %}
         Creation::Replayed(item) => (item, true),
         Creation::KeyReused => {
             return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
@@ -341,11 +354,17 @@ pub(crate) async fn update<R: ItemRepository>(
     Path(id): Path<Uuid>,
     Json(input): Json<ItemInput>,
 ) -> Result<Response, Problem> {
+{% if messaging.broker != 'none' %}
+    let event = reserve_event(&state)?;
+{% endif %}
     let item = state
         .items
         .update(id, input.validate()?)
         .await?
         .ok_or_else(|| item_not_found(id))?;
+{% if messaging.broker != 'none' %}
+    publish(event, "item.updated", &item)?;
+{% endif %}
     Ok(Tagged::json(&item)?.with_status(StatusCode::OK))
 }
 
@@ -368,9 +387,38 @@ pub(crate) async fn delete<R: ItemRepository>(
     State(state): State<AppState<R>>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, Problem> {
+{% if messaging.broker != 'none' %}
+    let event = reserve_event(&state)?;
+    if state.items.delete(id).await? {
+        publish(event, "item.deleted", &serde_json::json!({ "id": id }))?;
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(item_not_found(id))
+    }
+{% else %}
     if state.items.delete(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(item_not_found(id))
     }
+{% endif %}
 }
+{% if messaging.broker != 'none' %}
+
+/// A place in the outbox for the event of a change, taken before the change: when the
+/// outbox is full (the broker has been down for a while) the change is refused with a
+/// 503 rather than made without its event.
+fn reserve_event<R>(state: &AppState<R>) -> Result<Option<EventSlot<'_>>, Problem> {
+    Ok(state.events.as_ref().map(Events::try_reserve).transpose()?)
+}
+
+/// Puts the event `kind` about the item in `data` into the reserved place.
+fn publish(event: Option<EventSlot<'_>>, kind: &str, data: &impl Serialize) -> Result<(), Problem> {
+    if let Some(event) = event {
+        let data = serde_json::to_value(data).map_err(|_| Problem::internal())?;
+        let subject = data["id"].as_str().unwrap_or_default().to_owned();
+        event.send(kind, &subject, data);
+    }
+    Ok(())
+}
+{% endif %}

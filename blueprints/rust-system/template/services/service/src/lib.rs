@@ -15,6 +15,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use platform::health::Readiness;
+{% if messaging.broker != 'none' %}
+use platform::messaging::Events;
+{% endif %}
 
 pub use items::{Item, ItemInput};
 pub use openapi::openapi;
@@ -28,15 +31,32 @@ pub const NAME: &str = "{{ service.name }}";
 #[derive(Debug)]
 pub struct AppState<R> {
     items: Arc<R>,
+{% if messaging.broker != 'none' %}
+    events: Option<Events>,
+{% endif %}
 }
 
 impl<R> AppState<R> {
-    /// State backed by the given item repository.
+    /// State backed by the given item repository{% if messaging.broker != 'none' %}, publishing no events (see
+    /// [`AppState::with_events`]){% endif %}.
     pub fn new(items: R) -> Self {
         Self {
             items: Arc::new(items),
+{% if messaging.broker != 'none' %}
+            events: None,
+{% endif %}
         }
     }
+{% if messaging.broker != 'none' %}
+
+    /// This state publishing an event for every change of an item
+    /// (`<system>.{{ service.name }}.item.created|updated|deleted.v1`, see `docs/events.md`).
+    #[must_use]
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = Some(events);
+        self
+    }
+{% endif %}
 }
 
 impl AppState<InMemoryItems> {
@@ -50,6 +70,9 @@ impl<R> Clone for AppState<R> {
     fn clone(&self) -> Self {
         Self {
             items: Arc::clone(&self.items),
+{% if messaging.broker != 'none' %}
+            events: self.events.clone(),
+{% endif %}
         }
     }
 }
