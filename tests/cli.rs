@@ -184,7 +184,7 @@ fn unknown_choices_list_the_valid_ones() {
             "messaging.broker",
             "\"kafak\"",
             "did you mean \"kafka\"",
-            "kafka, rabbitmq, nats, redis",
+            "none, redis, kafka, rabbitmq, nats",
         ],
     );
     rejects(

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{answers, text};
-use new_service::answers::{PartialAnswers, PartialAuth, PartialCi};
+use new_service::answers::{PartialAnswers, PartialAuth, PartialCi, PartialMessaging};
 use new_service::tree::FileTree;
 use serde_yaml::Value;
 
@@ -463,4 +463,187 @@ fn with_oidc_the_docs_explain_the_issuer_and_compose_has_no_silent_default() {
     }
     assert!(tree.get("gateway/src/auth/jwt.rs").is_none());
     assert!(tree.get("gateway/tests/auth_jwt.rs").is_none());
+}
+
+fn render_with_broker(
+    services: &[(&str, &str)],
+    gateway: bool,
+    ci: &str,
+    broker: &str,
+) -> FileTree {
+    common::render(PartialAnswers {
+        messaging: PartialMessaging {
+            broker: Some(broker.into()),
+        },
+        ci: PartialCi {
+            provider: Some(ci.into()),
+        },
+        ..answers(services, gateway)
+    })
+}
+
+/// With Redis, the test job of either CI runs it as a healthy service container and the
+/// tests find it at REDIS_URL; without a broker neither has one.
+#[test]
+fn ci_runs_redis_as_a_service_container_for_the_tests() {
+    let tree = render_with_broker(ALL, true, "github", "redis");
+    let wf = yaml(&tree, ".github/workflows/ci.yml");
+    let test = &wf["jobs"]["test"];
+    let redis = &test["services"]["redis"];
+    assert!(str_of(&redis["image"]).starts_with("redis:7.4-alpine@sha256:"));
+    assert_eq!(redis["ports"][0], "6379:6379");
+    assert!(str_of(&redis["options"]).contains("--health-cmd \"redis-cli ping\""));
+    assert_eq!(str_of(&test["env"]["REDIS_URL"]), "redis://localhost:6379");
+    // Only the test job needs it.
+    for (name, job) in wf["jobs"].as_mapping().unwrap() {
+        assert_eq!(job.get("services").is_some(), str_of(name) == "test");
+    }
+
+    let tree = render_with_broker(ALL, false, "gitlab", "redis");
+    let ci = yaml(&tree, ".gitlab-ci.yml");
+    let service = &ci["test"]["services"][0];
+    assert!(str_of(&service["name"]).starts_with("redis:7.4-alpine@sha256:"));
+    assert_eq!(str_of(&service["alias"]), "redis");
+    assert_eq!(
+        str_of(&ci["test"]["variables"]["REDIS_URL"]),
+        "redis://redis:6379"
+    );
+
+    for ci in ["github", "gitlab"] {
+        let tree = render_with_broker(ALL, true, ci, "none");
+        let path = if ci == "github" {
+            ".github/workflows/ci.yml"
+        } else {
+            ".gitlab-ci.yml"
+        };
+        let text = text(&tree, path);
+        assert!(
+            !text.contains("redis") && !text.contains("REDIS_URL"),
+            "{path}"
+        );
+        let config = yaml(&tree, path);
+        let test = if ci == "github" {
+            &config["jobs"]["test"]
+        } else {
+            &config["test"]
+        };
+        assert!(test.get("services").is_none(), "{path}");
+    }
+}
+
+/// docs/events.md exists only with a broker and lists every event type of the system,
+/// its streams, consumer groups and dead-letter streams.
+#[test]
+fn events_md_lists_the_event_types_streams_and_dead_letters() {
+    let tree = render_with_broker(ALL, true, "github", "redis");
+    let events = text(&tree, "docs/events.md");
+    for field in [
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "datacontenttype",
+        "subject",
+        "data",
+        "traceparent",
+    ] {
+        assert!(
+            events.contains(&format!("| `{field}` |")),
+            "no attribute {field}"
+        );
+    }
+    // The publishers own items: REST, gRPC and GraphQL; websocket and sse do not.
+    for (name, protocol) in ALL {
+        let publishes = matches!(*protocol, "rest" | "grpc" | "graphql");
+        for change in ["created", "updated", "deleted"] {
+            let ty = format!("`shop.{name}.item.{change}.v1`");
+            assert_eq!(events.contains(&ty), publishes, "{ty}");
+        }
+        assert_eq!(
+            events.contains(&format!("`shop:events:{name}`")),
+            publishes,
+            "{name}"
+        );
+        // Every service consumes the other publishers' events.
+        assert!(
+            events.contains(&format!("`shop:dead-letter:{name}`")),
+            "{name}"
+        );
+    }
+    assert!(events.contains(
+        "| `chat` | `shop:events:catalog`, `shop:events:ledger`, `shop:events:order-items` |"
+    ));
+    assert!(events.contains("| `catalog` | `shop:events:ledger`, `shop:events:order-items` |"));
+    for needle in [
+        "`.v2`",
+        "alongside",
+        "XRANGE",
+        "XADD",
+        "MESSAGING_MAX_ATTEMPTS",
+        "MESSAGING_CLAIM_IDLE_MS",
+    ] {
+        assert!(events.contains(needle), "events.md lacks {needle}");
+    }
+    assert!(!events.contains("He said"), "no free text in the contract");
+
+    // A single service consumes nothing; no broker, no events.md.
+    let tree = render_with_broker(&[("catalog", "rest")], true, "github", "redis");
+    let events = text(&tree, "docs/events.md");
+    assert!(events.contains("`shop.catalog.item.created.v1`"));
+    assert!(!events.contains("shop:dead-letter:catalog"));
+    let tree = render_with_broker(ALL, true, "github", "none");
+    assert!(tree.get("docs/events.md").is_none());
+    assert!(!text(&tree, "README.md").contains("events.md"));
+}
+
+/// The diagram has the broker with an edge from each publisher and to each consumer; the
+/// runbooks, ADR and README explain Redis.
+#[test]
+fn docs_with_redis_show_the_broker_and_how_to_operate_it() {
+    let services = &[("catalog", "rest"), ("feed", "sse")];
+    let tree = render_with_broker(services, true, "github", "redis");
+    let doc = text(&tree, "docs/architecture.md");
+    let start = doc.find("```mermaid\n").unwrap();
+    let diagram = &doc[start..start + doc[start + 3..].find("```").unwrap()];
+    assert!(diagram.contains("redis[(\"redis :6379<br/>Redis Streams\")]"));
+    assert!(diagram.contains("svc_catalog -->|\"events: shop:events:catalog\"| redis"));
+    assert!(diagram.contains("redis -.->|\"group feed\"| svc_feed"));
+    assert!(!diagram.contains("svc_feed -->"), "feed publishes nothing");
+    assert!(!diagram.contains("No message broker"));
+    assert!(doc.contains("| `messaging` |"));
+
+    let feed = text(&tree, "docs/runbooks/feed.md");
+    for needle in [
+        "| `REDIS_URL` | `redis://127.0.0.1:6379` |",
+        "| `MESSAGING_MAX_ATTEMPTS` | `5` |",
+        "| `MESSAGING_RETRY_BASE_MS` | `100` |",
+        "| `MESSAGING_RETRY_MAX_MS` | `5000` |",
+        "| `MESSAGING_CLAIM_IDLE_MS` | `30000` |",
+        "or while Redis is unreachable",
+        "XLEN shop:dead-letter:feed",
+        "XRANGE shop:dead-letter:feed",
+        "redis_stream_length{stream=\"shop:dead-letter:feed\"}",
+    ] {
+        assert!(feed.contains(needle), "feed.md lacks {needle}");
+    }
+    let catalog = text(&tree, "docs/runbooks/catalog.md");
+    assert!(catalog.contains("to the stream `shop:events:catalog`"));
+    assert!(
+        !catalog.contains("shop:dead-letter:catalog"),
+        "catalog consumes nothing"
+    );
+
+    let adr = text(&tree, "docs/adr/0001-architecture-choices.md");
+    assert!(adr.contains("`messaging.broker = \"redis\"`") && adr.contains("**What it costs.**"));
+    let readme = text(&tree, "README.md");
+    assert!(readme.contains("docker compose -f deploy/compose.yaml up -d redis"));
+    assert!(readme.contains("| `REDIS_URL` | services |"));
+
+    // Without a broker, none of it.
+    let tree = render_with_broker(services, true, "github", "none");
+    for path in ["docs/runbooks/feed.md", "README.md", "docs/architecture.md"] {
+        let text = text(&tree, path);
+        assert!(!text.contains("REDIS") && !text.contains("redis"), "{path}");
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 mod common;
 
 use common::{answers, text};
-use new_service::answers::PartialAnswers;
+use new_service::answers::{PartialAnswers, PartialMessaging};
 use new_service::tree::FileTree;
 use serde_yaml::Value;
 
@@ -503,4 +503,86 @@ fn yamllint_configuration_is_committed() {
         config["rules"]["truthy"]["check-keys"].as_bool(),
         Some(false)
     );
+}
+
+fn render_with_broker(services: &[(&str, &str)], gateway: bool, broker: &str) -> FileTree {
+    common::render(PartialAnswers {
+        messaging: PartialMessaging {
+            broker: Some(broker.into()),
+        },
+        ..answers(services, gateway)
+    })
+}
+
+/// With `messaging.broker = "redis"`: Redis first, pinned, persistent, healthy before any
+/// service starts, hardened like the binaries; every service (never the gateway) gets
+/// `REDIS_URL` and waits for it.
+#[test]
+fn compose_with_redis_runs_the_broker_first_and_wires_every_service() {
+    for gateway in [true, false] {
+        let tree = render_with_broker(&SERVICES, gateway, "redis");
+        let compose = yaml(&tree, "deploy/compose.yaml");
+        let services = compose["services"].as_mapping().unwrap();
+        assert_eq!(
+            services.keys().next().and_then(Value::as_str),
+            Some("redis"),
+            "the broker comes first"
+        );
+        let redis = &compose["services"]["redis"];
+        let image = redis["image"].as_str().unwrap();
+        let (tag, digest) = image.split_once("@sha256:").expect("pinned by digest");
+        assert_eq!(tag, "redis:7.4-alpine");
+        assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(redis.get("build").is_none());
+        assert_eq!(
+            strings(&redis["command"]),
+            ["redis-server", "--appendonly", "yes"]
+        );
+        assert_eq!(strings(&redis["volumes"]), ["redis-data:/data"]);
+        assert!(
+            compose["volumes"]
+                .as_mapping()
+                .unwrap()
+                .contains_key("redis-data")
+        );
+        assert_eq!(
+            strings(&redis["healthcheck"]["test"]),
+            ["CMD", "redis-cli", "ping"]
+        );
+        assert_eq!(redis["user"].as_str(), Some("redis"));
+        assert_eq!(redis["read_only"].as_bool(), Some(true));
+        assert_eq!(strings(&redis["cap_drop"]), ["ALL"]);
+        assert_eq!(strings(&redis["security_opt"]), ["no-new-privileges:true"]);
+        // Published on loopback only, for cargo run and cargo test on the host.
+        assert_eq!(strings(&redis["ports"]), ["127.0.0.1:6379:6379"]);
+
+        for (binary, ..) in binaries(&SERVICES, gateway) {
+            let service = &compose["services"][binary.as_str()];
+            let url = service["environment"]["REDIS_URL"].as_str();
+            let waits = service["depends_on"]["redis"]["condition"].as_str();
+            if binary == "gateway" {
+                assert_eq!(url, None, "the gateway does not use the broker");
+                assert_eq!(waits, None);
+            } else {
+                assert_eq!(url, Some("redis://redis:6379"), "{binary}");
+                assert_eq!(waits, Some("service_healthy"), "{binary}");
+            }
+        }
+    }
+}
+
+/// Without a broker, nothing of it: no redis service, no REDIS_URL, no volume.
+#[test]
+fn compose_without_a_broker_has_no_redis() {
+    let tree = render_with_broker(&SERVICES, true, "none");
+    let text = text(&tree, "deploy/compose.yaml");
+    assert!(!text.contains("redis") && !text.contains("REDIS"), "{text}");
+    let compose = yaml(&tree, "deploy/compose.yaml");
+    assert!(compose.get("volumes").is_none());
+    for (name, _) in SERVICES {
+        assert!(
+            compose["services"][name].get("depends_on").is_none(),
+            "{name}"
+        );
+    }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{answers, text};
-use new_service::answers::PartialAnswers;
+use new_service::answers::{PartialAnswers, PartialMessaging};
 use new_service::tree::FileTree;
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -522,4 +522,169 @@ fn free_text_is_escaped() {
         namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
+}
+
+fn render_with_broker(gateway: bool, services: &[(&str, &str)], broker: &str) -> FileTree {
+    common::render(PartialAnswers {
+        messaging: PartialMessaging {
+            broker: Some(broker.into()),
+        },
+        ..answers(services, gateway)
+    })
+}
+
+/// The container named like its Deployment.
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// With `messaging.broker = "redis"`, the base: every service (never the gateway) reads
+/// REDIS_URL from the Secret `messaging`, which the base does not hold, gets the
+/// messaging settings and may reach TCP 6379.
+#[test]
+fn with_redis_the_services_get_the_secret_settings_and_egress() {
+    for gateway in [true, false] {
+        let tree = render_with_broker(gateway, SERVICES, "redis");
+        let resources = base(&tree);
+        assert!(
+            all(&resources, "Secret").is_empty(),
+            "no Secret is committed"
+        );
+        for (binary, _) in binaries(gateway, SERVICES) {
+            let env = &container(find(&resources, "Deployment", &binary))["env"];
+            let config = &find(&resources, "ConfigMap", &format!("{binary}-config"))["data"];
+            let egress = resources.iter().find(|r| {
+                r["kind"] == "NetworkPolicy"
+                    && r["metadata"]["name"] == format!("{binary}-messaging-egress").as_str()
+            });
+            if binary == "gateway" {
+                assert!(env.is_null(), "the gateway does not use the broker");
+                assert!(config["MESSAGING_MAX_ATTEMPTS"].is_null());
+                assert!(egress.is_none());
+                continue;
+            }
+            assert_eq!(env[0]["name"], "REDIS_URL", "{binary}");
+            let reference = &env[0]["valueFrom"]["secretKeyRef"];
+            assert_eq!(reference["name"], "messaging");
+            assert_eq!(reference["key"], "redis-url");
+            assert!(reference["optional"].is_null(), "required: {binary}");
+            for (variable, default) in [
+                ("MESSAGING_MAX_ATTEMPTS", "5"),
+                ("MESSAGING_RETRY_BASE_MS", "100"),
+                ("MESSAGING_RETRY_MAX_MS", "5000"),
+                ("MESSAGING_CLAIM_IDLE_MS", "30000"),
+            ] {
+                assert_eq!(config[variable], default, "{binary} {variable}");
+            }
+            let egress = egress.unwrap_or_else(|| panic!("{binary}: no messaging egress"));
+            assert_eq!(
+                egress["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+                binary.as_str()
+            );
+            assert_eq!(egress["spec"]["policyTypes"][0], "Egress");
+            let rules = egress["spec"]["egress"].as_sequence().unwrap();
+            assert_eq!(rules.len(), 1);
+            assert_eq!(rules[0]["ports"][0]["port"].as_u64(), Some(6379));
+            // Any address in the base: production's Redis is external.
+            assert!(rules[0]["to"].is_null());
+        }
+    }
+}
+
+/// The dev overlay runs a hardened Redis that only the services reach, generates the
+/// Secret with its address (no credential), and narrows the egress to it; prod does
+/// neither and documents its Secret.
+#[test]
+fn with_redis_dev_runs_it_and_prod_expects_an_external_one() {
+    let tree = render_with_broker(true, SERVICES, "redis");
+    let dev = &documents(&tree, "deploy/k8s/overlays/dev/kustomization.yaml")[0];
+    assert_eq!(dev["resources"][1], "redis.yaml");
+    let generator = &dev["secretGenerator"][0];
+    assert_eq!(generator["name"], "messaging");
+    assert_eq!(generator["literals"][0], "redis-url=redis://redis:6379");
+    assert_eq!(generator["literals"].as_sequence().unwrap().len(), 1);
+    let narrowing = dev["patches"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["target"]["kind"] == "NetworkPolicy")
+        .expect("dev narrows the egress to its redis pods");
+    assert_eq!(narrowing["target"]["name"], ".*-messaging-egress");
+    let ops: Vec<Value> = serde_yaml::from_str(str_of(&narrowing["patch"])).unwrap();
+    assert_eq!(ops[0]["path"], "/spec/egress/0/to");
+    assert_eq!(
+        ops[0]["value"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "redis"
+    );
+
+    let redis = documents(&tree, "deploy/k8s/overlays/dev/redis.yaml");
+    let deployment = find(&redis, "Deployment", "redis");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    assert_eq!(pod["serviceAccountName"], "redis");
+    find(&redis, "ServiceAccount", "redis");
+    let container = container(deployment);
+    assert!(str_of(&container["image"]).starts_with("redis:7.4-alpine@sha256:"));
+    assert_eq!(
+        container["args"],
+        serde_yaml::from_str::<Value>("[redis-server, --appendonly, 'yes']").unwrap()
+    );
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(security["capabilities"]["drop"][0], "ALL");
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            container[probe]["exec"]["command"],
+            serde_yaml::from_str::<Value>("[redis-cli, ping]").unwrap(),
+            "{probe}"
+        );
+    }
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/data");
+    assert!(pod["volumes"][0]["emptyDir"].is_mapping());
+    let service = find(&redis, "Service", "redis");
+    assert_eq!(service["spec"]["ports"][0]["port"].as_u64(), Some(6379));
+    let ingress = find(&redis, "NetworkPolicy", "redis-ingress");
+    assert_eq!(ingress["spec"]["policyTypes"][0], "Ingress");
+    let rules = ingress["spec"]["ingress"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 1, "the services only");
+    let from = &rules[0]["from"].as_sequence().unwrap();
+    assert_eq!(from.len(), 1);
+    assert_eq!(
+        from[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "service"
+    );
+    assert!(from[0]["namespaceSelector"].is_null());
+    assert_eq!(rules[0]["ports"][0]["port"].as_u64(), Some(6379));
+
+    let prod = &documents(&tree, "deploy/k8s/overlays/prod/kustomization.yaml")[0];
+    assert_eq!(prod["resources"].as_sequence().unwrap().len(), 1);
+    assert!(prod["secretGenerator"].is_null());
+    let readme = text(&tree, "deploy/k8s/README.md");
+    assert!(
+        readme.contains("create secret generic messaging"),
+        "{readme}"
+    );
+    assert!(readme.contains("--from-literal=redis-url="));
+}
+
+/// Without a broker: no Redis, no Secret reference, no egress to a broker.
+#[test]
+fn without_a_broker_nothing_of_redis() {
+    let tree = render_with_broker(true, SERVICES, "none");
+    assert!(tree.get("deploy/k8s/overlays/dev/redis.yaml").is_none());
+    for path in tree.paths().filter(|p| p.starts_with("deploy/k8s/")) {
+        let text = text(&tree, path);
+        for needle in [
+            "REDIS",
+            "redis",
+            "MESSAGING_",
+            "secretGenerator",
+            "messaging-egress",
+        ] {
+            assert!(!text.contains(needle), "{path} has {needle}");
+        }
+    }
 }

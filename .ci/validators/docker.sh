@@ -7,7 +7,9 @@
 #   - checkov (dockerfile framework) on every Dockerfile, failing on any failed check; a
 #     skip must be an inline `# checkov:skip=CKV_...: reason` in the Dockerfile itself;
 #   - deploy/compose.yaml against the Compose specification's JSON schema, then its
-#     references (Dockerfiles exist, dependencies exist and have health checks);
+#     references (Dockerfiles exist, dependencies exist and have health checks) and its
+#     infrastructure (a service from an `image:` instead of a build, such as a broker:
+#     pinned by digest, read-only, no capabilities, no new privileges);
 #   - yamllint --strict on deploy/compose.yaml with the system's own .yamllint.yaml.
 # Prints one summary line per validator and exits non-zero on any finding, or when it
 # found nothing to check.
@@ -140,6 +142,7 @@ else
 fi
 if python3 - "${composes[@]}" <<'PY'; then
 import os
+import re
 import sys
 
 import yaml
@@ -157,10 +160,21 @@ for path in sys.argv[1:]:
     if not services:
         finding(path, "no services")
     for name, service in services.items():
-        build = service.get("build") or {}
-        dockerfile = os.path.join(compose_dir, build.get("context", "."), build.get("dockerfile", "Dockerfile"))
-        if not os.path.isfile(dockerfile):
-            finding(path, f"{name}: {dockerfile} does not exist")
+        if "build" in service or "image" not in service:
+            build = service.get("build") or {}
+            dockerfile = os.path.join(compose_dir, build.get("context", "."), build.get("dockerfile", "Dockerfile"))
+            if not os.path.isfile(dockerfile):
+                finding(path, f"{name}: {dockerfile} does not exist")
+        else:
+            # Infrastructure from a published image: pinned, and as hardened as the binaries.
+            if not re.search(r"@sha256:[0-9a-f]{64}$", str(service["image"])):
+                finding(path, f"{name}: image {service['image']} is not pinned by digest")
+            if service.get("read_only") is not True:
+                finding(path, f"{name}: root filesystem not read-only")
+            if service.get("cap_drop") != ["ALL"]:
+                finding(path, f"{name}: capabilities not dropped")
+            if "no-new-privileges:true" not in (service.get("security_opt") or []):
+                finding(path, f"{name}: may gain privileges")
         if "test" not in (service.get("healthcheck") or {}):
             finding(path, f"{name}: no healthcheck")
         for dependency, condition in (service.get("depends_on") or {}).items():
