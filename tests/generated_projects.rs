@@ -223,7 +223,7 @@ fn three_rest_services_with_gateway_and_hostile_free_text() {
 }
 
 #[test]
-fn three_rest_services_without_gateway() {
+fn three_rest_services_without_gateway_and_redis_events() {
     let (root, _cell) = generate(
         "three-no-gw",
         &[
@@ -236,9 +236,15 @@ fn three_rest_services_without_gateway() {
             "--no-gateway",
             "--ci",
             "none",
+            // Each service publishes its items' events and consumes the other two's,
+            // through the Redis at REDIS_URL (default 127.0.0.1:6379).
+            "--messaging",
+            "redis",
         ],
     );
     assert!(!root.join("gateway").exists());
+    assert!(root.join("crates/platform/tests/messaging.rs").is_file());
+    assert!(root.join("docs/events.md").is_file());
     assert!(!root.join(".github").exists() && !root.join(".gitlab-ci.yml").exists());
     check_hygiene(&root, true);
     build_and_test(&root);
@@ -363,7 +369,7 @@ fn two_grpc_services_with_gateway() {
 }
 
 #[test]
-fn all_five_protocols_behind_the_gateway() {
+fn all_five_protocols_behind_the_gateway_with_redis_events() {
     let (root, _cell) = generate(
         "all-five",
         &[
@@ -377,6 +383,10 @@ fn all_five_protocols_behind_the_gateway() {
             "reviews:graphql",
             "--service",
             "ledger:grpc",
+            // REST, GraphQL and gRPC publish; every service consumes the others' events,
+            // WebSocket and SSE forward them to their clients.
+            "--messaging",
+            "redis",
         ],
     );
     for path in [

@@ -13,6 +13,9 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use {{ service.name | snake_case }}::{AppState, InMemoryItems, router};
+{% if messaging.broker != 'none' %}
+use platform::messaging::{CloudEvent, Events};
+{% endif %}
 
 fn app() -> Router {
     router(AppState::in_memory(), Readiness::new())
@@ -437,3 +440,79 @@ async fn serves_health_probes() {
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
 }
+{% if messaging.broker != 'none' %}
+
+/// An app whose item events land in the returned outbox.
+fn app_with_events() -> (Router, tokio::sync::mpsc::Receiver<CloudEvent>) {
+    let (events, outbox) = Events::new("{{ service.name }}");
+    let state = AppState::in_memory().with_events(events);
+    (router(state, Readiness::new()), outbox)
+}
+
+#[tokio::test]
+async fn every_change_publishes_its_event_and_nothing_else_does() {
+    let (app, mut outbox) = app_with_events();
+    let created = create(&app, "first").await;
+    let id = created["id"].as_str().unwrap();
+    let uri = format!("/v1/items/{id}");
+    call(&app, Method::GET, &uri, None).await;
+    let replaced = call(&app, Method::PUT, &uri, Some(json!({ "name": "second" }))).await;
+    assert_eq!(replaced.status, StatusCode::OK);
+    assert_eq!(
+        call(&app, Method::DELETE, &uri, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // Failed changes publish nothing.
+    assert_eq!(
+        call(&app, Method::DELETE, &uri, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let invalid = call(&app, Method::POST, "/v1/items", Some(json!({ "name": "" }))).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut events = Vec::new();
+    while let Ok(event) = outbox.try_recv() {
+        events.push(event);
+    }
+    let types: Vec<&str> = events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect();
+    let system = platform::SYSTEM.name;
+    assert_eq!(
+        types,
+        [
+            format!("{system}.{{ service.name }}.item.created.v1"),
+            format!("{system}.{{ service.name }}.item.updated.v1"),
+            format!("{system}.{{ service.name }}.item.deleted.v1"),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|event| event.subject.as_deref() == Some(id))
+    );
+    assert_eq!(events[0].data, created);
+    assert_eq!(events[1].data["name"], "second");
+    assert_eq!(events[2].data, json!({ "id": id }));
+    assert_eq!(events[0].source, format!("/{system}/{{ service.name }}"));
+}
+
+#[tokio::test]
+async fn a_replayed_create_publishes_no_second_event() {
+    let (app, mut outbox) = app_with_events();
+    let body = json!({ "name": "once" });
+    assert_eq!(
+        post_with_key(&app, "key-1", body.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post_with_key(&app, "key-1", body)
+            .await
+            .header("idempotent-replayed"),
+        "true"
+    );
+    assert!(outbox.try_recv().is_ok());
+    assert!(outbox.try_recv().is_err());
+}
+{% endif %}
