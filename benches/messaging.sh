@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Messages per second through one publisher and one consumer, for each broker that
+# messaging.broker offers (today: redis), on this machine's loopback broker:
+#   publish   one publisher appending events one at a time, each acknowledged by the
+#             broker before the next (what a service's outbox relay does)
+#   delivered the same events handled by one consumer instance (consumer group,
+#             deduplication by id, acknowledgement), from the first publish to the last
+#             acknowledgement
+#
+# Usage: benches/messaging.sh [EVENTS]   (default 20000 per broker)
+# Generates a system per broker, builds a small program against its platform crate in
+# release mode (target/bench-target, kept between runs) and runs it. Needs the broker on
+# loopback: REDIS_URL (default redis://127.0.0.1:6379).
+set -euo pipefail
+
+events=${1:-20000}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cargo build --quiet --manifest-path "$repo/Cargo.toml"
+export CARGO_TARGET_DIR="$repo/target/bench-target"
+
+echo "== $events events per broker, one publisher, one consumer"
+printf '%-10s%14s%16s\n' broker "publish/s" "delivered/s"
+for broker in redis; do
+    system="$work/$broker"
+    "$repo/target/debug/new-service" new bench --yes --no-git --output "$system" \
+        --service catalog:rest --no-gateway --ci none --messaging "$broker" >/dev/null
+    mkdir -p "$system/crates/platform/examples"
+    cat >"$system/crates/platform/examples/throughput.rs" <<'RUST'
+//! One publisher and one consumer through the broker: prints "publish/s delivered/s".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use platform::messaging::{
+    Broker, CloudEvent, Delivery, HandlerError, RedisBroker, Subscription, handler_fn,
+};
+
+#[tokio::main]
+async fn main() {
+    let events: usize = std::env::args().nth(1).unwrap().parse().unwrap();
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("bench-{}", std::process::id());
+    let broker = RedisBroker::new(&url, &prefix).unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&handled);
+    let handler = handler_fn(move |_event| {
+        let count = Arc::clone(&count);
+        async move {
+            count.fetch_add(1, Ordering::Relaxed);
+            Ok::<(), HandlerError>(())
+        }
+    });
+    let subscription = Subscription {
+        group: "bench".into(),
+        consumer: "bench-1".into(),
+        streams: vec!["source".into()],
+        delivery: Delivery::default(),
+    };
+    let subscriber = broker.subscribe(subscription, handler).await.unwrap();
+
+    let started = Instant::now();
+    for n in 0..events {
+        let data = serde_json::json!({ "id": n.to_string(), "name": "item" });
+        let event = CloudEvent::new("/bench/source", "bench.source.item.created.v1", Some(n.to_string()), data);
+        broker.publish("source", &event).await.unwrap();
+    }
+    let published = started.elapsed();
+    while handled.load(Ordering::Relaxed) < events {
+        assert!(started.elapsed() < Duration::from_secs(600), "consumer stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let delivered = started.elapsed();
+    subscriber.shutdown().await;
+    println!(
+        "{:.0} {:.0}",
+        events as f64 / published.as_secs_f64(),
+        events as f64 / delivered.as_secs_f64()
+    );
+
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut connection).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut connection).await.unwrap();
+    }
+}
+RUST
+    result=$(cd "$system" && cargo run --quiet --release -p platform --example throughput -- "$events")
+    read -r publish delivered <<<"$result"
+    printf '%-10s%14s%16s\n' "$broker" "$publish" "$delivered"
+done
