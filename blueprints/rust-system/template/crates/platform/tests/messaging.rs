@@ -362,3 +362,28 @@ async fn readiness_follows_the_broker() {
     assert!(!unreachable.is_ready());
     watch.abort();
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_handlers_that_hang() {
+    let broker = TestBroker::new();
+    let hang = handler_fn(|_| async {
+        std::future::pending::<()>().await;
+        Ok::<(), HandlerError>(())
+    });
+    let mut one_at_a_time = subscription("feed", "feed-1");
+    one_at_a_time.delivery.concurrency = 1;
+    let feed = broker.broker.subscribe(one_at_a_time, hang).await.unwrap();
+    publish(&broker, &[event("a"), event("b")]).await;
+    let deadline = Instant::now() + WAIT;
+    while broker.pending("catalog", "feed").await < 2 {
+        assert!(Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    tokio::time::timeout(Duration::from_secs(5), feed.shutdown())
+        .await
+        .expect("shutdown waited for a handler that never ends");
+    // Both stay unacknowledged, for another instance or a restart.
+    assert_eq!(broker.pending("catalog", "feed").await, 2);
+    broker.clean().await;
+}

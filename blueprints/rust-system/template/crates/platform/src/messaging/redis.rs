@@ -93,7 +93,7 @@ impl RedisBroker {
         let url: String = config::var_or(REDIS_URL_VAR, "redis://127.0.0.1:6379")?;
         Self::new(&url, crate::SYSTEM.name).map_err(|error| ConfigError::Invalid {
             name: REDIS_URL_VAR,
-            value: url,
+            value: without_password(&url),
             reason: error.to_string(),
         })
     }
@@ -135,6 +135,14 @@ impl Inner {
 
     fn dead_letter_key(&self, group: &str) -> String {
         format!("{}:dead-letter:{group}", self.prefix)
+    }
+}
+
+/// `url` with whatever precedes an `@` (a user and password) masked, for messages.
+fn without_password(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_owned(),
     }
 }
 
@@ -228,7 +236,8 @@ impl Consumer {
             if Instant::now() >= next_claim {
                 next_claim = Instant::now() + delivery.claim_idle / 2;
                 for entry in self.claim_stale().await {
-                    self.spawn(&mut in_flight, &limit, entry).await;
+                    self.spawn(&mut in_flight, &limit, &mut stopped, entry)
+                        .await;
                 }
             }
             let ids: Vec<&str> = if own_backlog {
@@ -269,7 +278,8 @@ impl Consumer {
                         entry,
                         redelivered: false,
                     };
-                    self.spawn(&mut in_flight, &limit, entry).await;
+                    self.spawn(&mut in_flight, &limit, &mut stopped, entry)
+                        .await;
                 }
             }
             if own_backlog && !got_any {
@@ -339,9 +349,20 @@ impl Consumer {
     }
 
     /// Handles `entry` in a task of its own, once one of the
-    /// [`super::Delivery::concurrency`] places is free.
-    async fn spawn(&self, in_flight: &mut JoinSet<()>, limit: &Arc<Semaphore>, entry: Entry) {
-        let Ok(permit) = Arc::clone(limit).acquire_owned().await else {
+    /// [`super::Delivery::concurrency`] places is free; when shutdown begins first, the
+    /// entry stays unacknowledged, to be delivered again.
+    async fn spawn(
+        &self,
+        in_flight: &mut JoinSet<()>,
+        limit: &Arc<Semaphore>,
+        stopped: &mut watch::Receiver<bool>,
+        entry: Entry,
+    ) {
+        let permit = tokio::select! {
+            permit = Arc::clone(limit).acquire_owned() => permit,
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+        };
+        let Ok(permit) = permit else {
             return;
         };
         let job = Job {
@@ -555,5 +576,19 @@ impl Job {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_messages_hide_their_password() {
+        assert_eq!(
+            without_password("redis://user:secret@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(without_password("redis://cache:6379"), "redis://cache:6379");
     }
 }
