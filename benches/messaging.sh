@@ -6,6 +6,8 @@
 #   delivered the same events handled by one consumer instance (consumer group,
 #             deduplication by id, acknowledgement), from the first publish to the last
 #             acknowledgement
+#   backlog   as many events, published while no consumer runs, then drained by one
+#             consumer instance: what one consumer handles when it is the bottleneck
 #
 # Usage: benches/messaging.sh [EVENTS]   (default 20000 per broker)
 # Generates a system per broker, builds a small program against its platform crate in
@@ -22,14 +24,15 @@ cargo build --quiet --manifest-path "$repo/Cargo.toml"
 export CARGO_TARGET_DIR="$repo/target/bench-target"
 
 echo "== $events events per broker, one publisher, one consumer"
-printf '%-10s%14s%16s\n' broker "publish/s" "delivered/s"
+printf '%-10s%14s%16s%14s\n' broker "publish/s" "delivered/s" "backlog/s"
 for broker in redis; do
     system="$work/$broker"
     "$repo/target/debug/new-service" new bench --yes --no-git --output "$system" \
         --service catalog:rest --no-gateway --ci none --messaging "$broker" >/dev/null
     mkdir -p "$system/crates/platform/examples"
     cat >"$system/crates/platform/examples/throughput.rs" <<'RUST'
-//! One publisher and one consumer through the broker: prints "publish/s delivered/s".
+//! One publisher and one consumer through the broker: prints "publish/s delivered/s
+//! backlog/s".
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,25 +63,40 @@ async fn main() {
         streams: vec!["source".into()],
         delivery: Delivery::default(),
     };
-    let subscriber = broker.subscribe(subscription, handler).await.unwrap();
+    let publish = async |from: usize| {
+        for n in from..from + events {
+            let data = serde_json::json!({ "id": n.to_string(), "name": "item" });
+            let event = CloudEvent::new("/bench/source", "bench.source.item.created.v1", Some(n.to_string()), data);
+            broker.publish("source", &event).await.unwrap();
+        }
+    };
+    let wait_for = async |count: usize, started: Instant| {
+        while handled.load(Ordering::Relaxed) < count {
+            assert!(started.elapsed() < Duration::from_secs(600), "consumer stalled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        started.elapsed()
+    };
 
+    // Publisher and consumer together.
+    let subscriber = broker.subscribe(subscription.clone(), Arc::clone(&handler)).await.unwrap();
     let started = Instant::now();
-    for n in 0..events {
-        let data = serde_json::json!({ "id": n.to_string(), "name": "item" });
-        let event = CloudEvent::new("/bench/source", "bench.source.item.created.v1", Some(n.to_string()), data);
-        broker.publish("source", &event).await.unwrap();
-    }
+    publish(0).await;
     let published = started.elapsed();
-    while handled.load(Ordering::Relaxed) < events {
-        assert!(started.elapsed() < Duration::from_secs(600), "consumer stalled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let delivered = started.elapsed();
+    let delivered = wait_for(events, started).await;
+    subscriber.shutdown().await;
+
+    // A backlog drained by one consumer.
+    publish(events).await;
+    let started = Instant::now();
+    let subscriber = broker.subscribe(subscription, handler).await.unwrap();
+    let drained = wait_for(2 * events, started).await;
     subscriber.shutdown().await;
     println!(
-        "{:.0} {:.0}",
+        "{:.0} {:.0} {:.0}",
         events as f64 / published.as_secs_f64(),
-        events as f64 / delivered.as_secs_f64()
+        events as f64 / delivered.as_secs_f64(),
+        events as f64 / drained.as_secs_f64()
     );
 
     let client = redis::Client::open(url).unwrap();
@@ -90,6 +108,6 @@ async fn main() {
 }
 RUST
     result=$(cd "$system" && cargo run --quiet --release -p platform --example throughput -- "$events")
-    read -r publish delivered <<<"$result"
-    printf '%-10s%14s%16s\n' "$broker" "$publish" "$delivered"
+    read -r publish delivered backlog <<<"$result"
+    printf '%-10s%14s%16s%14s\n' "$broker" "$publish" "$delivered" "$backlog"
 done

@@ -2,6 +2,9 @@
 //! environment, JSON logging, OpenTelemetry tracing with W3C trace context,
 //! Prometheus metrics, RFC 9457 problem details, health probes, request ids, an
 //! HTTP client for calling services and serving with graceful shutdown.
+{% if messaging.broker != 'none' %}
+//! Events between the services go through [`messaging`].
+{% endif %}
 
 pub mod client;
 pub mod config;
