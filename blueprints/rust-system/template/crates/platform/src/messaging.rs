@@ -510,6 +510,57 @@ mod tests {
         assert!((0..50).all(|_| delivery.backoff(1) <= Duration::from_millis(100)));
     }
 
+    /// A broker that is down for its first `failures` publishes, then stores events.
+    #[derive(Debug, Default)]
+    struct FlakyBroker {
+        failures: std::sync::Mutex<u32>,
+        stored: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Broker for FlakyBroker {
+        async fn publish(&self, _stream: &str, event: &CloudEvent) -> Result<(), MessagingError> {
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(MessagingError::Broker("connection refused".to_owned()));
+            }
+            self.stored
+                .lock()
+                .unwrap()
+                .push(event.subject.clone().unwrap());
+            Ok(())
+        }
+
+        async fn subscribe(
+            &self,
+            _subscription: Subscription,
+            _handler: Arc<dyn Handler>,
+        ) -> Result<Subscriber, MessagingError> {
+            unimplemented!("publishing only")
+        }
+    }
+
+    #[tokio::test]
+    async fn the_relay_outlasts_a_broker_outage_and_keeps_the_order() {
+        let broker = Arc::new(FlakyBroker {
+            failures: std::sync::Mutex::new(3),
+            ..FlakyBroker::default()
+        });
+        let (events, outbox) = Events::new("catalog");
+        for n in 0..5 {
+            let slot = events.try_reserve().unwrap();
+            slot.send("item.created", &n.to_string(), serde_json::json!({}));
+        }
+        drop(events);
+
+        let relayed = relay(broker.clone(), "catalog".to_owned(), outbox);
+        tokio::time::timeout(Duration::from_secs(10), relayed)
+            .await
+            .expect("the relay ends once the outbox is empty and closed");
+        assert_eq!(*broker.stored.lock().unwrap(), ["0", "1", "2", "3", "4"]);
+    }
+
     #[tokio::test]
     async fn a_full_outbox_refuses_changes() {
         let (events, mut outbox) = Events::new("catalog");
