@@ -15,6 +15,9 @@ use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 use platform::health::Readiness;
+{% if messaging.broker != 'none' %}
+use platform::messaging::Events;
+{% endif %}
 
 pub use config::Config;
 pub use repository::{InMemoryItems, Item, ItemFields, ItemRepository, Page, RepositoryError};
@@ -30,6 +33,10 @@ pub const NAME: &str = "{{ service.name }}";
 #[derive(Clone)]
 pub struct AppState {
     schema: ItemsSchema,
+{% if messaging.broker != 'none' %}
+    items: Arc<dyn ItemRepository>,
+    config: Config,
+{% endif %}
 }
 
 impl AppState {
@@ -38,12 +45,35 @@ impl AppState {
         Self::with_repository(InMemoryItems::default(), config)
     }
 
+{% if messaging.broker != 'none' %}
+    /// State over the given item repository, with the given query limits, publishing
+    /// no events (see [`AppState::with_events`]).
+    pub fn with_repository(items: impl ItemRepository, config: Config) -> Self {
+        let items: Arc<dyn ItemRepository> = Arc::new(items);
+        Self {
+            schema: schema(Arc::clone(&items), config),
+            items,
+            config,
+        }
+    }
+
+    /// This state publishing an event for every change of an item
+    /// (`<system>.{{ service.name }}.item.created|updated|deleted.v1`, see `docs/events.md`).
+    #[must_use]
+    pub fn with_events(self, events: Events) -> Self {
+        Self {
+            schema: schema::with_events(Arc::clone(&self.items), self.config, events),
+            ..self
+        }
+    }
+{% else %}
     /// State over the given item repository, with the given query limits.
     pub fn with_repository(items: impl ItemRepository, config: Config) -> Self {
         Self {
             schema: schema(Arc::new(items), config),
         }
     }
+{% endif %}
 
     /// The executable schema.
     pub fn schema(&self) -> &ItemsSchema {

@@ -6,12 +6,18 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+{% if messaging.broker != 'none' %}
+use async_graphql::ErrorExtensions;
+{% endif %}
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     Context, Enum, ID, InputObject, Object, Result, Schema, SimpleObject, Subscription,
 };
 use futures_util::Stream;
+{% if messaging.broker != 'none' %}
+use platform::messaging::{EventSlot, Events, MessagingError};
+{% endif %}
 use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
@@ -26,6 +32,33 @@ const EVENT_CAPACITY: usize = 256;
 
 /// Builds the schema over `items`, with the query limits of `config`.
 pub fn schema(items: Arc<dyn ItemRepository>, config: Config) -> ItemsSchema {
+{% if messaging.broker != 'none' %}
+    builder(items, config).finish()
+}
+
+/// Builds the schema over `items`, with the query limits of `config`, publishing an
+/// event to `events` for every change of an item.
+pub(crate) fn with_events(
+    items: Arc<dyn ItemRepository>,
+    config: Config,
+    events: Events,
+) -> ItemsSchema {
+    builder(items, config).data(events).finish()
+}
+
+fn builder(
+    items: Arc<dyn ItemRepository>,
+    config: Config,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    let categories = DataLoader::new(CategoryLoader::new(Arc::clone(&items)), tokio::spawn);
+    Schema::build(Query, Mutation, Subscription)
+        .data(items)
+        .data(categories)
+        .data(broadcast::channel::<ItemChanged>(EVENT_CAPACITY).0)
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+}
+{% else %}
     let categories = DataLoader::new(CategoryLoader::new(Arc::clone(&items)), tokio::spawn);
     Schema::build(Query, Mutation, Subscription)
         .data(items)
@@ -35,6 +68,7 @@ pub fn schema(items: Arc<dyn ItemRepository>, config: Config) -> ItemsSchema {
         .limit_complexity(config.max_complexity)
         .finish()
 }
+{% endif %}
 
 /// The root of queries.
 #[derive(Debug)]
@@ -69,7 +103,8 @@ impl Query {
     }
 }
 
-/// The root of mutations. Every change is published to `itemChanged` subscribers.
+/// The root of mutations. Every change is published to `itemChanged` subscribers{% if messaging.broker != 'none' %}
+/// and as an event (`docs/events.md`){% endif %}.
 #[derive(Debug)]
 pub struct Mutation;
 
@@ -77,7 +112,13 @@ pub struct Mutation;
 impl Mutation {
     /// Stores a new item.
     async fn create_item(&self, ctx: &Context<'_>, input: ItemInput) -> Result<Item> {
+{% if messaging.broker != 'none' %}
+        let event = reserve_event(ctx)?;
+{% endif %}
         let item = repository(ctx)?.create(input.into()).await?;
+{% if messaging.broker != 'none' %}
+        send_event(event, ChangeKind::Created, item.id, Some(&item));
+{% endif %}
         publish(ctx, ChangeKind::Created, item.id, Some(item.clone()))?;
         Ok(item)
     }
@@ -90,8 +131,14 @@ impl Mutation {
         input: ItemInput,
     ) -> Result<Option<Item>> {
         let id = parse_id(&id)?;
+{% if messaging.broker != 'none' %}
+        let event = reserve_event(ctx)?;
+{% endif %}
         let item = repository(ctx)?.update(id, input.into()).await?;
         if let Some(item) = &item {
+{% if messaging.broker != 'none' %}
+            send_event(event, ChangeKind::Updated, id, Some(item));
+{% endif %}
             publish(ctx, ChangeKind::Updated, id, Some(item.clone()))?;
         }
         Ok(item)
@@ -100,8 +147,14 @@ impl Mutation {
     /// Deletes an item; false when there was no item with this id.
     async fn delete_item(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let id = parse_id(&id)?;
+{% if messaging.broker != 'none' %}
+        let event = reserve_event(ctx)?;
+{% endif %}
         let deleted = repository(ctx)?.delete(id).await?;
         if deleted {
+{% if messaging.broker != 'none' %}
+            send_event(event, ChangeKind::Deleted, id, None);
+{% endif %}
             publish(ctx, ChangeKind::Deleted, id, None)?;
         }
         Ok(deleted)
@@ -269,3 +322,45 @@ fn publish(ctx: &Context<'_>, kind: ChangeKind, id: Uuid, item: Option<Item>) ->
     let _ = ctx.data::<broadcast::Sender<ItemChanged>>()?.send(event);
     Ok(())
 }
+{% if messaging.broker != 'none' %}
+
+/// A place in the outbox for the event of a change, taken before the change: when the
+/// outbox is full (the broker has been down for a while) the change is refused with an
+/// `UNAVAILABLE` error rather than made without its event.
+fn reserve_event<'a>(ctx: &Context<'a>) -> Result<Option<EventSlot<'a>>> {
+    ctx.data_opt::<Events>()
+        .map(Events::try_reserve)
+        .transpose()
+        .map_err(unavailable)
+}
+
+/// Puts the event of the change `kind` of the item `id` into the reserved place: the
+/// item as the API returns it, or only its id when it was deleted.
+fn send_event(event: Option<EventSlot<'_>>, kind: ChangeKind, id: Uuid, item: Option<&Item>) {
+    let Some(event) = event else {
+        return;
+    };
+    let kind = match kind {
+        ChangeKind::Created => "item.created",
+        ChangeKind::Updated => "item.updated",
+        ChangeKind::Deleted => "item.deleted",
+    };
+    let data = match item {
+        Some(item) => serde_json::json!({
+            "id": item.id,
+            "name": item.name,
+            "category": item.category,
+        }),
+        None => serde_json::json!({ "id": id }),
+    };
+    event.send(kind, &id.to_string(), data);
+}
+
+/// A change refused because its event cannot be published: try later (the REST
+/// services answer 503).
+fn unavailable(error: MessagingError) -> async_graphql::Error {
+    tracing::warn!(%error, "change refused: its event cannot be published");
+    async_graphql::Error::new("events cannot be published now: try again later")
+        .extend_with(|_, extensions| extensions.set("code", "UNAVAILABLE"))
+}
+{% endif %}

@@ -10,13 +10,20 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
 use platform::health::Readiness;
+{% if messaging.broker != 'none' %}
+use platform::messaging::{Events, OUTBOX_CAPACITY};
+{% endif %}
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceExt;
 
+{% if messaging.broker != 'none' %}
+use {{ service.name | snake_case }}::{AppState, CategoryLoader, Config, NAME, router};
+{% else %}
 use {{ service.name | snake_case }}::{AppState, CategoryLoader, Config, router};
+{% endif %}
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -283,6 +290,104 @@ async fn subscribers_receive_item_changes_over_websocket() {
     socket.close(None).await.unwrap();
 }
 
+{% if messaging.broker != 'none' %}
+#[tokio::test]
+async fn every_change_is_published_as_an_event() {
+    let (events, mut outbox) = Events::new(NAME);
+    let app = router(
+        AppState::new(Config::default()).with_events(events),
+        Readiness::new(),
+    );
+    let event_type = |action: &str| format!("{}.{NAME}.item.{action}.v1", platform::SYSTEM.name);
+
+    let id = create(&app, "Widget", "tools").await;
+    let created = outbox.try_recv().expect("an event for the creation");
+    assert_eq!(created.event_type, event_type("created"));
+    assert_eq!(created.subject.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        created.data,
+        json!({ "id": id, "name": "Widget", "category": "tools" })
+    );
+
+    let update = "mutation($id: ID!) { updateItem(id: $id, input: { name: \"Gadget\", category: \"toys\" }) { id } }";
+    let updated = execute(&app, update, json!({ "id": id })).await;
+    assert_eq!(updated["data"]["updateItem"]["id"], id, "{updated}");
+    let updated = outbox.try_recv().expect("an event for the update");
+    assert_eq!(updated.event_type, event_type("updated"));
+    assert_eq!(updated.subject.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        updated.data,
+        json!({ "id": id, "name": "Gadget", "category": "toys" })
+    );
+
+    let delete = "mutation($id: ID!) { deleteItem(id: $id) }";
+    let deleted = execute(&app, delete, json!({ "id": id })).await;
+    assert_eq!(deleted["data"]["deleteItem"], true, "{deleted}");
+    let deleted = outbox.try_recv().expect("an event for the deletion");
+    assert_eq!(deleted.event_type, event_type("deleted"));
+    assert_eq!(deleted.subject.as_deref(), Some(id.as_str()));
+    assert_eq!(deleted.data, json!({ "id": id }));
+    assert!(outbox.try_recv().is_err(), "one event per change");
+}
+
+#[tokio::test]
+async fn failed_changes_publish_no_event() {
+    let (events, mut outbox) = Events::new(NAME);
+    let app = router(
+        AppState::new(Config::default()).with_events(events),
+        Readiness::new(),
+    );
+    let missing = json!({ "id": "00000000-0000-0000-0000-000000000000" });
+
+    let update = "mutation($id: ID!) { updateItem(id: $id, input: { name: \"Gadget\", category: \"toys\" }) { id } }";
+    let not_found = execute(&app, update, missing.clone()).await;
+    assert_eq!(not_found["data"]["updateItem"], Value::Null, "{not_found}");
+    let delete = "mutation($id: ID!) { deleteItem(id: $id) }";
+    let not_found = execute(&app, delete, missing).await;
+    assert_eq!(not_found["data"]["deleteItem"], false, "{not_found}");
+    let bad_id = execute(&app, delete, json!({ "id": "nope" })).await;
+    assert_eq!(bad_id["data"], Value::Null, "{bad_id}");
+    let invalid = execute(
+        &app,
+        "mutation { createItem(input: { name: \"\", category: \"tools\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(invalid["data"], Value::Null, "{invalid}");
+
+    assert!(outbox.try_recv().is_err(), "no event for a failed change");
+}
+
+#[tokio::test]
+async fn changes_are_refused_while_the_outbox_is_full() {
+    let (events, _outbox) = Events::new(NAME);
+    let app = router(
+        AppState::new(Config::default()).with_events(events.clone()),
+        Readiness::new(),
+    );
+    let full: Vec<_> = (0..OUTBOX_CAPACITY)
+        .map(|_| events.try_reserve().unwrap())
+        .collect();
+
+    let refused = execute(
+        &app,
+        "mutation { createItem(input: { name: \"Widget\", category: \"tools\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused["data"], Value::Null, "{refused}");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{refused}"
+    );
+    let items = execute(&app, "{ items { nodes { id } } }", json!({})).await;
+    assert_eq!(items["data"]["items"]["nodes"], json!([]), "{items}");
+
+    drop(full);
+    create(&app, "Widget", "tools").await;
+}
+
+{% endif %}
 /// The next text message of `socket`, parsed as JSON.
 async fn next_json<S>(socket: &mut S) -> Value
 where

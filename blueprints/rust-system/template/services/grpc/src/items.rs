@@ -4,6 +4,9 @@
 use std::pin::Pin;
 
 use futures_util::Stream;
+{% if messaging.broker != 'none' %}
+use platform::messaging::{EventSlot, Events, MessagingError};
+{% endif %}
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
@@ -50,7 +53,13 @@ impl<R: ItemRepository> ItemService for Items<R> {
         let mut violations = Violations::default();
         violations.name(&name);
         violations.check()?;
+{% if messaging.broker != 'none' %}
+        let event = self.reserve_event()?;
+{% endif %}
         let item = self.repository().create(name).await.map_err(status)?;
+{% if messaging.broker != 'none' %}
+        send_event(event, "item.created", &item);
+{% endif %}
         self.publish(ChangeType::Created, &item);
         Ok(Response::new(CreateItemResponse {
             item: Some(item.into()),
@@ -79,7 +88,13 @@ impl<R: ItemRepository> ItemService for Items<R> {
         let id = violations.id(&id);
         violations.name(&name);
         violations.check()?;
+{% if messaging.broker != 'none' %}
+        let event = self.reserve_event()?;
+{% endif %}
         let item = self.repository().rename(id, name).await.map_err(status)?;
+{% if messaging.broker != 'none' %}
+        send_event(event, "item.updated", &item);
+{% endif %}
         self.publish(ChangeType::Updated, &item);
         Ok(Response::new(UpdateItemResponse {
             item: Some(item.into()),
@@ -93,7 +108,13 @@ impl<R: ItemRepository> ItemService for Items<R> {
         let mut violations = Violations::default();
         let id = violations.id(&request.get_ref().id);
         violations.check()?;
+{% if messaging.broker != 'none' %}
+        let event = self.reserve_event()?;
+{% endif %}
         let item = self.repository().delete(id).await.map_err(status)?;
+{% if messaging.broker != 'none' %}
+        send_event(event, "item.deleted", &item);
+{% endif %}
         self.publish(ChangeType::Deleted, &item);
         Ok(Response::new(DeleteItemResponse {}))
     }
@@ -166,7 +187,47 @@ impl<R: ItemRepository> Items<R> {
         // An error only means that nobody is watching.
         let _ = self.state.shared.changes.send(change);
     }
+{% if messaging.broker != 'none' %}
+
+    /// A place in the outbox for the event of a change, taken before the change: when
+    /// the outbox is full (the broker has been down for a while) the change is refused
+    /// with `UNAVAILABLE` rather than made without its event.
+    fn reserve_event(&self) -> Result<Option<EventSlot<'_>>, Status> {
+        self.state
+            .events
+            .as_ref()
+            .map(Events::try_reserve)
+            .transpose()
+            .map_err(unavailable)
+    }
+{% endif %}
 }
+{% if messaging.broker != 'none' %}
+
+/// Puts the event `kind` about `item` into the reserved place: the item as the API
+/// returns it, or only its id when it was deleted.
+fn send_event(event: Option<EventSlot<'_>>, kind: &str, item: &Item) {
+    let Some(event) = event else {
+        return;
+    };
+    let data = if kind == "item.deleted" {
+        serde_json::json!({ "id": item.id })
+    } else {
+        serde_json::json!({
+            "id": item.id,
+            "name": item.name,
+            "revision": item.revision,
+        })
+    };
+    event.send(kind, &item.id.to_string(), data);
+}
+
+/// A change refused because its event cannot be published: try later.
+fn unavailable(error: MessagingError) -> Status {
+    tracing::warn!(%error, "change refused: its event cannot be published");
+    Status::unavailable("events cannot be published now: try again later")
+}
+{% endif %}
 
 impl From<Item> for pb::Item {
     fn from(item: Item) -> Self {

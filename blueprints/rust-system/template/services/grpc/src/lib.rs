@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use platform::health::Readiness;
+{% if messaging.broker != 'none' %}
+use platform::messaging::Events;
+{% endif %}
 use tokio::sync::{broadcast, watch};
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
@@ -39,6 +42,9 @@ pub const WATCH_BACKLOG: usize = 256;
 #[derive(Debug)]
 pub struct AppState<R> {
     shared: Arc<Shared<R>>,
+{% if messaging.broker != 'none' %}
+    events: Option<Events>,
+{% endif %}
 }
 
 #[derive(Debug)]
@@ -50,7 +56,8 @@ struct Shared<R> {
 }
 
 impl<R> AppState<R> {
-    /// State backed by the given item repository, reporting the item service as serving.
+    /// State backed by the given item repository, reporting the item service as serving{% if messaging.broker != 'none' %}
+    /// and publishing no events (see [`AppState::with_events`]){% endif %}.
     pub async fn new(items: R) -> Self {
         let health = HealthReporter::new();
         health
@@ -66,8 +73,21 @@ impl<R> AppState<R> {
                 closing: watch::channel(false).0,
                 health,
             }),
+{% if messaging.broker != 'none' %}
+            events: None,
+{% endif %}
         }
     }
+{% if messaging.broker != 'none' %}
+
+    /// This state publishing an event for every change of an item
+    /// (`<system>.{{ service.name }}.item.created|updated|deleted.v1`, see `docs/events.md`).
+    #[must_use]
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = Some(events);
+        self
+    }
+{% endif %}
 
     /// Begins shutdown: health checks report `NOT_SERVING` and every open watch stream
     /// ends with `UNAVAILABLE`, so that in-flight calls can drain.
@@ -93,6 +113,9 @@ impl<R> Clone for AppState<R> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+{% if messaging.broker != 'none' %}
+            events: self.events.clone(),
+{% endif %}
         }
     }
 }

@@ -1,9 +1,22 @@
 //! Runs the `{{ service.name }}` service.
+{% if messaging.broker == 'redis' %}
+//! Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`, `REDIS_URL` and the
+//! `MESSAGING_*` settings.
+{% else %}
 //! Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`.
+{% endif %}
 
 use std::process::ExitCode;
 
+{% assign consumed = "" %}
+{% for s in services %}{% if s.name != service.name %}{% if s.protocol == "rest" or s.protocol == "graphql" or s.protocol == "grpc" %}{% assign consumed = consumed | append: "," | append: s.name %}{% endif %}{% endif %}{% endfor %}
+{% assign consumed = consumed | remove_first: "," %}
 use platform::health::Readiness;
+{% if messaging.broker != 'none' and consumed != "" %}
+use platform::messaging::{CloudEvent, HandlerError, Messaging, handler_fn};
+{% elsif messaging.broker != 'none' %}
+use platform::messaging::Messaging;
+{% endif %}
 use platform::server::shutdown_signal;
 use platform::{config, telemetry};
 
@@ -19,8 +32,20 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), platform::Error> {
     let telemetry = telemetry::init(NAME)?;
     let addr = config::listen_addr(DEFAULT_PORT)?;
+{% if messaging.broker != 'none' %}
+    let readiness = Readiness::new();
+    let ({% if consumed != "" %}mut {% endif %}messaging, events) = Messaging::start(NAME, &readiness)?;
+{% if consumed != "" %}
+    let publishers = ["{{ consumed | split: "," | join: '", "' }}"];
+    messaging
+        .subscribe(NAME, &publishers, handler_fn(on_event))
+        .await?;
+{% endif %}
+    let state = AppState::in_memory().await.with_events(events);
+{% else %}
     let state = AppState::in_memory().await;
     let readiness = Readiness::new();
+{% endif %}
     let app = router(state.clone(), readiness.clone());
     // Watch streams never end on their own: end them when shutdown begins, so that
     // draining the server completes.
@@ -34,7 +59,26 @@ async fn run() -> Result<(), platform::Error> {
 {% else %}
     let served = platform::serve(addr, app, readiness).await;
 {% endif %}
+{% if messaging.broker != 'none' %}
+    messaging.stop().await;
+{% endif %}
     telemetry.shutdown().await;
     served?;
     Ok(())
 }
+{% if messaging.broker != 'none' and consumed != "" %}
+
+/// Reacts to an event of another service (see `docs/events.md`). It logs the event for
+/// now: put the service's reaction here, and keep it idempotent, since an event can
+/// arrive twice. An error makes the event come again, with backoff, until it goes to
+/// the dead-letter stream.
+async fn on_event(event: CloudEvent) -> Result<(), HandlerError> {
+    tracing::info!(
+        event_type = event.event_type,
+        subject = event.subject.as_deref().unwrap_or_default(),
+        source = event.source,
+        "event received"
+    );
+    Ok(())
+}
+{% endif %}

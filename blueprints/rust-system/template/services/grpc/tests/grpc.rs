@@ -12,6 +12,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use platform::health::Readiness;
+{% if messaging.broker != 'none' %}
+use platform::messaging::{Events, OUTBOX_CAPACITY};
+use serde_json::json;
+{% endif %}
 use tokio::net::TcpListener;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -29,7 +33,11 @@ use {{ service.name | snake_case }}::pb::{
     ChangeType, CreateItemRequest, DeleteItemRequest, GetItemRequest, Item, ListItemsRequest,
     UpdateItemRequest, WatchItemsRequest,
 };
+{% if messaging.broker != 'none' %}
+use {{ service.name | snake_case }}::{AppState, InMemoryItems, MAX_PAGE_SIZE, NAME, router};
+{% else %}
 use {{ service.name | snake_case }}::{AppState, InMemoryItems, MAX_PAGE_SIZE, router};
+{% endif %}
 
 type Channel = Client<HttpConnector, tonic::body::Body>;
 
@@ -62,7 +70,15 @@ impl Running {
 
 /// Serves the service on an ephemeral port, with an HTTP/2 client for it.
 async fn start() -> Running {
+{% if messaging.broker != 'none' %}
+    serve(AppState::in_memory().await).await
+}
+
+/// Serves `state` on an ephemeral port, with an HTTP/2 client for it.
+async fn serve(state: AppState<InMemoryItems>) -> Running {
+{% else %}
     let state = AppState::in_memory().await;
+{% endif %}
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = router(state.clone(), Readiness::new());
@@ -367,3 +383,102 @@ async fn metrics_count_each_rpc_by_its_status_code() {
     let timed = ["grpc_server_handling_seconds_count{", &labels, "} 3"].concat();
     assert!(text.contains(&timed), "{timed} missing in:\n{text}");
 }
+{% if messaging.broker != 'none' %}
+
+#[tokio::test]
+async fn every_change_is_published_as_an_event() {
+    let (events, mut outbox) = Events::new(NAME);
+    let service = serve(AppState::in_memory().await.with_events(events)).await;
+    let mut client = service.items();
+    let event_type = |action: &str| format!("{}.{NAME}.item.{action}.v1", platform::SYSTEM.name);
+
+    let created = service.create("Widget").await;
+    let event = outbox.try_recv().expect("an event for the creation");
+    assert_eq!(event.event_type, event_type("created"));
+    assert_eq!(event.subject.as_deref(), Some(created.id.as_str()));
+    assert_eq!(
+        event.data,
+        json!({ "id": created.id, "name": "Widget", "revision": 1 })
+    );
+
+    let update = UpdateItemRequest {
+        id: created.id.clone(),
+        name: "Gadget".to_owned(),
+    };
+    client.update_item(update).await.unwrap();
+    let event = outbox.try_recv().expect("an event for the update");
+    assert_eq!(event.event_type, event_type("updated"));
+    assert_eq!(event.subject.as_deref(), Some(created.id.as_str()));
+    assert_eq!(
+        event.data,
+        json!({ "id": created.id, "name": "Gadget", "revision": 2 })
+    );
+
+    let delete = DeleteItemRequest {
+        id: created.id.clone(),
+    };
+    client.delete_item(delete).await.unwrap();
+    let event = outbox.try_recv().expect("an event for the deletion");
+    assert_eq!(event.event_type, event_type("deleted"));
+    assert_eq!(event.subject.as_deref(), Some(created.id.as_str()));
+    assert_eq!(event.data, json!({ "id": created.id }));
+    assert!(outbox.try_recv().is_err(), "one event per change");
+}
+
+#[tokio::test]
+async fn failed_changes_publish_no_event() {
+    let (events, mut outbox) = Events::new(NAME);
+    let service = serve(AppState::in_memory().await.with_events(events)).await;
+    let mut client = service.items();
+    service.create("Widget").await;
+    outbox.try_recv().expect("an event for the creation");
+    let missing = "00000000-0000-0000-0000-000000000000".to_owned();
+
+    let taken = CreateItemRequest {
+        name: "Widget".to_owned(),
+    };
+    let error = client.create_item(taken).await.unwrap_err();
+    assert_eq!(error.code(), Code::AlreadyExists);
+    let blank = CreateItemRequest {
+        name: " ".to_owned(),
+    };
+    let error = client.create_item(blank).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let update = UpdateItemRequest {
+        id: missing.clone(),
+        name: "Gadget".to_owned(),
+    };
+    let error = client.update_item(update).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    let delete = DeleteItemRequest { id: missing };
+    let error = client.delete_item(delete).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+
+    assert!(outbox.try_recv().is_err(), "no event for a failed change");
+}
+
+#[tokio::test]
+async fn changes_are_refused_while_the_outbox_is_full() {
+    let (events, _outbox) = Events::new(NAME);
+    let service = serve(AppState::in_memory().await.with_events(events.clone())).await;
+    let mut client = service.items();
+    let full: Vec<_> = (0..OUTBOX_CAPACITY)
+        .map(|_| events.try_reserve().unwrap())
+        .collect();
+
+    let create = CreateItemRequest {
+        name: "Widget".to_owned(),
+    };
+    let error = client.create_item(create).await.unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    let list = ListItemsRequest {
+        page_size: 0,
+        page_token: String::new(),
+    };
+    let page = client.list_items(list).await.unwrap().into_inner();
+    assert!(page.items.is_empty(), "the refused change was not made");
+
+    drop(full);
+    service.create("Widget").await;
+}
+{% endif %}
