@@ -1,3 +1,6 @@
+{% assign consumed = "" %}
+{% for s in services %}{% if s.protocol == "rest" or s.protocol == "graphql" or s.protocol == "grpc" %}{% assign consumed = consumed | append: "," | append: s.name %}{% endif %}{% endfor %}
+{% assign consumed = consumed | remove_first: "," %}
 //! `/v1/events`: the event stream (`GET`) and publishing to it (`POST`).
 
 use std::convert::Infallible;
@@ -150,6 +153,9 @@ mod tests {
     use axum::http::{Request, header};
     use http_body_util::BodyExt;
     use platform::health::Readiness;
+{% if messaging.broker != 'none' and consumed != "" %}
+    use platform::messaging::CloudEvent;
+{% endif %}
     use tower::ServiceExt;
 
     use super::*;
@@ -348,6 +354,28 @@ mod tests {
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
+{% if messaging.broker != 'none' and consumed != "" %}
+    #[tokio::test]
+    async fn forwards_the_events_of_other_services_to_streams_and_resumption() {
+        let (app, state) = app(Config::default());
+        let mut stream = EventStream::open(&app, None).await;
+
+        let event = CloudEvent::new(
+            "/{{ name }}/{{ consumed | split: "," | first }}",
+            "{{ name }}.{{ consumed | split: "," | first }}.item.created.v1",
+            Some("42".to_owned()),
+            json!({ "id": "42", "name": "tea" }),
+        );
+        crate::forward_event(state, event.clone()).await.unwrap();
+        let json = serde_json::to_string(&event).unwrap();
+        let expected = format!("id: 1\nevent: {{ name }}.{{ consumed | split: "," | first }}.item.created.v1\ndata: {json}");
+        stream.assert_next(&expected).await;
+
+        let mut resumed = EventStream::open(&app, Some("0")).await;
+        resumed.assert_next(&expected).await;
+    }
+
+{% endif %}
     #[tokio::test]
     async fn serves_health_probes() {
         let (app, _) = app(Config::default());

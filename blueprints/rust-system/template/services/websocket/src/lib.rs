@@ -1,6 +1,12 @@
 //! The `{{ service.name }}` service: topic publish/subscribe over a WebSocket at `/v1/ws`,
 //! with a connection registry, heartbeats, idle timeouts and message size limits, plus
 //! the health probes and request ids of `platform`.
+{% assign consumed = "" %}
+{% for s in services %}{% if s.protocol == "rest" or s.protocol == "graphql" or s.protocol == "grpc" %}{% assign consumed = consumed | append: "," | append: s.name %}{% endif %}{% endfor %}
+{% if messaging.broker != 'none' and consumed != "" %}
+//! The events of the system's other services reach the clients that subscribe to the
+//! topic [`EVENTS_TOPIC`] (see [`forward_event`]).
+{% endif %}
 
 mod config;
 mod connection;
@@ -13,6 +19,9 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use platform::health::Readiness;
+{% if messaging.broker != 'none' and consumed != "" %}
+use platform::messaging::{CloudEvent, HandlerError};
+{% endif %}
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -22,6 +31,11 @@ pub use protocol::{ClientMessage, InvalidTopic, MAX_TOPIC_BYTES, ServerMessage, 
 
 /// Name of this service, as used in routes, logs and configuration.
 pub const NAME: &str = "{{ service.name }}";
+{% if messaging.broker != 'none' and consumed != "" %}
+
+/// Topic on which the events of the system's other services are broadcast.
+pub const EVENTS_TOPIC: &str = "events";
+{% endif %}
 
 /// Shared state of the handlers and connections.
 #[derive(Debug, Clone)]
@@ -69,3 +83,21 @@ async fn connections(State(state): State<AppState>) -> Json<Connections> {
         ids,
     })
 }
+{% if messaging.broker != 'none' and consumed != "" %}
+
+/// Broadcasts `event`, an event of another service (see `docs/events.md`), to the
+/// clients subscribed to [`EVENTS_TOPIC`], as a `message` whose `data` is the
+/// CloudEvent JSON. Clients not connected at that moment miss it, as with any
+/// message of the topic.
+pub async fn forward_event(state: AppState, event: CloudEvent) -> Result<(), HandlerError> {
+    let topic = Topic::try_from(EVENTS_TOPIC.to_owned())?;
+    let recipients = state.hub.publish(&topic, serde_json::to_value(&event)?);
+    tracing::debug!(
+        event_type = event.event_type,
+        event_id = event.id,
+        recipients,
+        "event forwarded"
+    );
+    Ok(())
+}
+{% endif %}

@@ -1,3 +1,6 @@
+{% assign consumed = "" %}
+{% for s in services %}{% if s.protocol == "rest" or s.protocol == "graphql" or s.protocol == "grpc" %}{% assign consumed = consumed | append: "," | append: s.name %}{% endif %}{% endfor %}
+{% assign consumed = consumed | remove_first: "," %}
 //! The WebSocket API over real connections: the service runs on an ephemeral port in
 //! this process and clients connect with tokio-tungstenite.
 
@@ -9,13 +12,20 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
 use platform::health::Readiness;
+{% if messaging.broker != 'none' and consumed != "" %}
+use platform::messaging::CloudEvent;
+{% endif %}
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::ServiceExt;
 
+{% if messaging.broker != 'none' and consumed != "" %}
+use {{ service.name | snake_case }}::{AppState, Config, EVENTS_TOPIC, forward_event, router};
+{% else %}
 use {{ service.name | snake_case }}::{AppState, Config, router};
+{% endif %}
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -294,3 +304,41 @@ async fn serves_health_probes() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 }
+{% if messaging.broker != 'none' and consumed != "" %}
+
+#[tokio::test]
+async fn forwards_the_events_of_other_services_to_the_events_topic() {
+    let service = Service::start(Config::default()).await;
+    let (mut subscriber, _) = service.connect().await;
+    let (mut bystander, _) = service.connect().await;
+    subscribe(&mut subscriber, EVENTS_TOPIC).await;
+    subscribe(&mut bystander, "news").await;
+
+    let event = CloudEvent::new(
+        "/{{ name }}/{{ consumed | split: "," | first }}",
+        "{{ name }}.{{ consumed | split: "," | first }}.item.created.v1",
+        Some("42".to_owned()),
+        json!({ "id": "42", "name": "tea" }),
+    );
+    forward_event(service.state.clone(), event.clone())
+        .await
+        .unwrap();
+    let message = next_json(&mut subscriber).await;
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["topic"], "events");
+    assert_eq!(message["data"], serde_json::to_value(&event).unwrap());
+    assert_eq!(message["data"]["type"], "{{ name }}.{{ consumed | split: "," | first }}.item.created.v1");
+    assert_eq!(message["data"]["data"]["name"], "tea");
+
+    send(
+        &mut bystander,
+        json!({ "type": "publish", "topic": "news", "data": 1 }),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut bystander).await["topic"],
+        "news",
+        "no event first"
+    );
+}
+{% endif %}
