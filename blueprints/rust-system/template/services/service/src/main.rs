@@ -34,7 +34,7 @@ async fn run() -> Result<(), platform::Error> {
     let addr = config::listen_addr(DEFAULT_PORT)?;
     let readiness = Readiness::new();
 {% if messaging.broker != 'none' %}
-    let (mut messaging, events) = Messaging::start(NAME, &readiness)?;
+    let ({% if consumed != "" %}mut {% endif %}messaging, events) = Messaging::start(NAME, &readiness)?;
 {% if consumed != "" %}
     let publishers = ["{{ consumed | split: "," | join: '", "' }}"];
     messaging
