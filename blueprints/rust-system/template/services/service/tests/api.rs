@@ -8,14 +8,14 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jiff::Timestamp;
 use platform::health::Readiness;
+{% if messaging.broker != 'none' %}
+use platform::messaging::{CloudEvent, Events};
+{% endif %}
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
 use {{ service.name | snake_case }}::{AppState, InMemoryItems, router};
-{% if messaging.broker != 'none' %}
-use platform::messaging::{CloudEvent, Events};
-{% endif %}
 
 fn app() -> Router {
     router(AppState::in_memory(), Readiness::new())
