@@ -32,9 +32,9 @@ const EVENT_CAPACITY: usize = 256;
 
 /// Builds the schema over `items`, with the query limits of `config`.
 pub fn schema(items: Arc<dyn ItemRepository>, config: Config) -> ItemsSchema {
-{% if messaging.broker != 'none' %}
     builder(items, config).finish()
 }
+{% if messaging.broker != 'none' %}
 
 /// Builds the schema over `items`, with the query limits of `config`, publishing an
 /// event to `events` for every change of an item.
@@ -45,7 +45,9 @@ pub(crate) fn with_events(
 ) -> ItemsSchema {
     builder(items, config).data(events).finish()
 }
+{% endif %}
 
+/// The schema over `items`, with the query limits of `config`, before it is finished.
 fn builder(
     items: Arc<dyn ItemRepository>,
     config: Config,
@@ -58,17 +60,6 @@ fn builder(
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
 }
-{% else %}
-    let categories = DataLoader::new(CategoryLoader::new(Arc::clone(&items)), tokio::spawn);
-    Schema::build(Query, Mutation, Subscription)
-        .data(items)
-        .data(categories)
-        .data(broadcast::channel::<ItemChanged>(EVENT_CAPACITY).0)
-        .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity)
-        .finish()
-}
-{% endif %}
 
 /// The root of queries.
 #[derive(Debug)]
