@@ -137,6 +137,11 @@ pub struct ChoiceOption {
     pub value: ChoiceValue,
     /// Shown in the wizard and `blueprints show`.
     pub help: String,
+    /// Facts about this value that templates read as `vars.<choice>.<key>` when it is
+    /// chosen (a broker's URL variable, its port…), so that a file common to every
+    /// value needs no `case` over them.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub vars: toml::Table,
 }
 
 /// A choice value: text for most keys, a boolean for switches.
@@ -159,6 +164,11 @@ impl fmt::Display for ChoiceValue {
 }
 
 impl Choice {
+    /// The renderable option whose value is `value`.
+    pub fn option(&self, value: &ChoiceValue) -> Option<&ChoiceOption> {
+        self.values.iter().find(|o| &o.value == value)
+    }
+
     /// The values this blueprint renders, as text.
     pub fn supported(&self) -> Vec<String> {
         self.values.iter().map(|o| o.value.to_string()).collect()

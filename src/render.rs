@@ -7,11 +7,13 @@
 //! The manifest's file rules decide where each template lands, whether it fans out per
 //! service, and whether it is rendered at all; nothing here names a blueprint's files.
 
+use std::collections::BTreeMap;
+
 use liquid::{Object, Parser, Template};
 use serde::Serialize;
 
 use crate::answers::{ANSWERS_PATH, Answers, Generator};
-use crate::blueprint::{Blueprint, FileRule};
+use crate::blueprint::{Blueprint, ChoiceValue, FileRule};
 use crate::error::{Error, Result};
 use crate::filters;
 use crate::tree::{FileTree, TreeFile};
@@ -50,6 +52,8 @@ struct Context<'a> {
     auth: &'a crate::answers::Auth,
     gateway: &'a crate::answers::Gateway,
     ci: &'a crate::answers::Ci,
+    /// The `vars` of each system-wide choice's chosen value: `vars.broker.port`.
+    vars: BTreeMap<&'static str, &'a toml::Table>,
     tool: ToolContext,
     blueprint: BlueprintContext<'a>,
 }
@@ -325,6 +329,7 @@ fn context(blueprint: &Blueprint, answers: &Answers) -> Object {
         auth: &answers.auth,
         gateway: &answers.gateway,
         ci: &answers.ci,
+        vars: chosen_vars(blueprint, answers),
         tool: ToolContext {
             version: TOOL_VERSION,
         },
@@ -334,6 +339,29 @@ fn context(blueprint: &Blueprint, answers: &Answers) -> Object {
         },
     };
     liquid::to_object(&context).expect("the context is plain data")
+}
+
+/// The `vars` of the chosen value of each system-wide choice, by choice name; a
+/// choice whose value has none is absent, so a template asking for it fails loudly.
+fn chosen_vars<'a>(
+    blueprint: &'a Blueprint,
+    answers: &Answers,
+) -> BTreeMap<&'static str, &'a toml::Table> {
+    let choices = &blueprint.manifest.choices;
+    let chosen = [
+        ("broker", &choices.broker, ChoiceValue::Text(answers.messaging.broker.clone())),
+        ("auth", &choices.auth, ChoiceValue::Text(answers.auth.scheme.clone())),
+        ("mtls", &choices.mtls, ChoiceValue::Bool(answers.auth.mtls)),
+        ("gateway", &choices.gateway, ChoiceValue::Bool(answers.gateway.enabled)),
+        ("ci", &choices.ci, ChoiceValue::Text(answers.ci.provider.clone())),
+    ];
+    chosen
+        .into_iter()
+        .filter_map(|(name, choice, value)| {
+            let option = choice.option(&value)?;
+            (!option.vars.is_empty()).then_some((name, &option.vars))
+        })
+        .collect()
 }
 
 fn condition_source(expr: &str) -> String {
@@ -775,6 +803,24 @@ when = "protocols contains 'grpc'"
         assert_eq!(text(&tree, "grpc.txt"), "rest,grpc");
         let rest_only = render(&bp, &answers(&bp, &[("aa", "rest")])).unwrap();
         assert!(rest_only.get("grpc.txt").is_none());
+    }
+
+    #[test]
+    fn the_chosen_values_vars_reach_the_templates() {
+        let mut bp = test_blueprint("", &[("ci.txt", "{{ vars.ci.runner }} {{ vars.ci.jobs }}")]);
+        let ci = &mut bp.manifest.choices.ci.values;
+        ci[0].vars = toml::from_str("runner = \"ubuntu\"\njobs = 3").unwrap();
+        ci[1].vars = toml::from_str("runner = \"nowhere\"\njobs = 0").unwrap();
+        let mut a = answers(&bp, &[("catalog", "rest")]);
+        assert_eq!(text(&render(&bp, &a).unwrap(), "ci.txt"), "ubuntu 3");
+        a.ci.provider = "none".into();
+        assert_eq!(text(&render(&bp, &a).unwrap(), "ci.txt"), "nowhere 0");
+
+        bp.manifest.choices.ci.values[1].vars.clear();
+        match render(&bp, &a) {
+            Err(Error::Template { message, .. }) => assert!(message.contains("ci"), "{message}"),
+            other => panic!("a value without vars must not render as empty: {other:?}"),
+        }
     }
 
     #[test]

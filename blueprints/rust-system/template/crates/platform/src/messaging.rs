@@ -1,5 +1,5 @@
 //! Events between the services: [CloudEvents 1.0](https://cloudevents.io) in JSON,
-//! published to and consumed from {% if messaging.broker == 'redis' %}Redis Streams{% endif %} behind one small trait, [`Broker`].
+//! published to and consumed from {{ vars.broker.product }} behind one small trait, [`Broker`].
 //!
 //! - **Publishing**: a service that owns data reserves a place for the event of a change
 //!   in its outbox ([`Events::try_reserve`]) before making the change, and sends it once
@@ -15,12 +15,10 @@
 //!   whatever is not acknowledged is delivered again later.
 //!
 //! See `docs/events.md` for the event types and `docs/runbooks/` for the settings.
-{% if messaging.broker == 'redis' %}
 
-pub mod redis;
+pub mod {{ vars.broker.module }};
 
-pub use self::redis::RedisBroker;
-{% endif %}
+pub use self::{{ vars.broker.module }}::{{ vars.broker.adapter }};
 
 use std::fmt;
 use std::future::Future;
@@ -379,9 +377,7 @@ const OUTBOX_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// health readiness follows, the relay of the service's outbox and its subscription.
 #[derive(Debug)]
 pub struct Messaging {
-{% if messaging.broker == 'redis' %}
-    broker: RedisBroker,
-{% endif %}
+    broker: {{ vars.broker.adapter }},
     delivery: Delivery,
     health: JoinHandle<()>,
     relay: JoinHandle<()>,
@@ -394,10 +390,8 @@ impl Messaging {
     /// Subscriptions use the settings of [`Delivery::from_env`].
     pub fn start(service: &str, readiness: &Readiness) -> Result<(Self, Events), ConfigError> {
         let delivery = Delivery::from_env()?;
-{% if messaging.broker == 'redis' %}
-        let broker = RedisBroker::from_env()?;
-        let health = broker.watch_health(readiness.dependency("redis"));
-{% endif %}
+        let broker = {{ vars.broker.adapter }}::from_env()?;
+        let health = broker.watch_health(readiness.dependency("{{ vars.broker.dependency }}"));
         let (events, outbox) = Events::new(service);
         let relay = tokio::spawn(relay(Arc::new(broker.clone()), service.to_owned(), outbox));
         let messaging = Self {
