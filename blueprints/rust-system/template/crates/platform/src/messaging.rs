@@ -31,6 +31,7 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::{self, ConfigError};
@@ -370,6 +371,112 @@ impl EventSlot<'_> {
     }
 }
 
+/// How many event ids a [`SeenIds`] remembers at most.
+pub const DEDUP_CAPACITY: usize = 100_000;
+
+/// Whether a delivery may handle its event, by its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Yes: no other delivery has handled it or is handling it.
+    Claimed,
+    /// Already handled: acknowledge the duplicate without handling it.
+    Handled,
+    /// Another delivery is handling it now: leave this one for later.
+    Busy,
+}
+
+/// The event ids a consumer is handling or has handled, for adapters whose broker has
+/// no store of its own to deduplicate with. Bounded twice: an id is forgotten
+/// [`Delivery::dedup_ttl`] after it was handled, and the oldest ids go first once
+/// [`DEDUP_CAPACITY`] are remembered. It lives in the process, so it catches the
+/// duplicates one instance sees (redeliveries, a publisher's retry), not those split
+/// across instances.
+#[derive(Debug)]
+pub struct SeenIds {
+    ttl: Duration,
+    capacity: usize,
+    state: std::sync::Mutex<SeenState>,
+}
+
+#[derive(Debug, Default)]
+struct SeenState {
+    /// Whether each id is handled (else being handled), and since when.
+    ids: std::collections::HashMap<String, (bool, Instant)>,
+    /// Ids in the order they were last changed; stale pairs are skipped.
+    order: std::collections::VecDeque<(String, Instant)>,
+}
+
+impl SeenIds {
+    /// A store that remembers handled ids for `ttl`, at most `capacity` of them.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity: capacity.max(1),
+            state: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Claims `id` for a delivery about to handle it.
+    pub fn claim(&self, id: &str) -> Claim {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.forget_old(now, self.ttl, self.capacity);
+        match state.ids.get(id) {
+            Some((true, _)) => Claim::Handled,
+            Some((false, _)) => Claim::Busy,
+            None => {
+                state.set(id, false, now);
+                Claim::Claimed
+            }
+        }
+    }
+
+    /// Records that `id` was handled (or dead-lettered): later deliveries are duplicates.
+    pub fn handled(&self, id: &str) {
+        self.lock().set(id, true, Instant::now());
+    }
+
+    /// Gives up a claim without handling `id`, so that its next delivery handles it.
+    pub fn release(&self, id: &str) {
+        let mut state = self.lock();
+        if state.ids.get(id).is_some_and(|(handled, _)| !handled) {
+            state.ids.remove(id);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SeenState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl SeenState {
+    fn set(&mut self, id: &str, handled: bool, now: Instant) {
+        self.ids.insert(id.to_owned(), (handled, now));
+        self.order.push_back((id.to_owned(), now));
+    }
+
+    /// Drops handled ids older than `ttl`, then the oldest ids until there is room for
+    /// one more within `capacity`.
+    fn forget_old(&mut self, now: Instant, ttl: Duration, capacity: usize) {
+        while let Some((id, since)) = self.order.front() {
+            let current = self.ids.get(id).is_some_and(|(_, at)| at == since);
+            let expired = self
+                .ids
+                .get(id)
+                .is_some_and(|(handled, at)| *handled && now.duration_since(*at) >= ttl);
+            if current && !expired && self.ids.len() < capacity {
+                break;
+            }
+            if current {
+                self.ids.remove(id);
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
 /// How long [`Messaging::stop`] waits for the outbox to reach the broker.
 const OUTBOX_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -553,6 +660,42 @@ mod tests {
             .await
             .expect("the relay ends once the outbox is empty and closed");
         assert_eq!(*broker.stored.lock().unwrap(), ["0", "1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn seen_ids_claim_once_then_report_duplicates() {
+        let seen = SeenIds::new(Duration::from_secs(60), 10);
+        assert_eq!(seen.claim("a"), Claim::Claimed);
+        assert_eq!(seen.claim("a"), Claim::Busy, "being handled");
+        seen.release("a");
+        assert_eq!(seen.claim("a"), Claim::Claimed, "released: handle it again");
+        seen.handled("a");
+        assert_eq!(seen.claim("a"), Claim::Handled);
+        seen.release("a");
+        assert_eq!(seen.claim("a"), Claim::Handled, "stays handled");
+    }
+
+    #[test]
+    fn seen_ids_are_bounded_by_capacity_oldest_first() {
+        let seen = SeenIds::new(Duration::from_secs(60), 3);
+        for id in ["a", "b", "c", "d"] {
+            assert_eq!(seen.claim(id), Claim::Claimed);
+            seen.handled(id);
+        }
+        assert_eq!(seen.claim("d"), Claim::Handled);
+        assert_eq!(seen.claim("a"), Claim::Claimed, "the oldest was forgotten");
+        assert!(seen.lock().ids.len() <= 3);
+        assert!(seen.lock().order.len() <= 16, "stale pairs dropped");
+    }
+
+    #[test]
+    fn seen_ids_forget_handled_ids_after_the_ttl() {
+        let seen = SeenIds::new(Duration::from_millis(200), 10);
+        assert_eq!(seen.claim("a"), Claim::Claimed);
+        seen.handled("a");
+        assert_eq!(seen.claim("a"), Claim::Handled);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(seen.claim("a"), Claim::Claimed, "forgotten after the ttl");
     }
 
     #[tokio::test]
