@@ -1,6 +1,6 @@
-{% if messaging.broker == 'redis' %}
+{% if messaging.broker != 'none' %}
 //! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`,
-//! `GRAPHQL_MAX_DEPTH`, `GRAPHQL_MAX_COMPLEXITY`, `REDIS_URL` and the `MESSAGING_*` settings.
+//! `GRAPHQL_MAX_DEPTH`, `GRAPHQL_MAX_COMPLEXITY`, `{{ vars.broker.env }}` and the `MESSAGING_*` settings.
 {% else %}
 //! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`,
 //! `GRAPHQL_MAX_DEPTH`, `GRAPHQL_MAX_COMPLEXITY`.

@@ -1,6 +1,6 @@
 //! Runs the `{{ service.name }}` service.
-{% if messaging.broker == 'redis' %}
-//! Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`, `REDIS_URL` and the
+{% if messaging.broker != 'none' %}
+//! Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`, `{{ vars.broker.env }}` and the
 //! `MESSAGING_*` settings.
 {% else %}
 //! Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`.

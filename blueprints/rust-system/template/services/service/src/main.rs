@@ -1,6 +1,6 @@
 //! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}),
-{% if messaging.broker == 'redis' %}
-//! `RUST_LOG`, `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `REDIS_URL` and the
+{% if messaging.broker != 'none' %}
+//! `RUST_LOG`, `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `{{ vars.broker.env }}` and the
 //! `MESSAGING_*` settings; see `docs/runbooks/{{ service.name }}.md`.
 {% else %}
 //! `RUST_LOG`, `OTEL_SERVICE_NAME` and `OTEL_EXPORTER_OTLP_ENDPOINT`; see

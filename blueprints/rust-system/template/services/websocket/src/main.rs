@@ -1,9 +1,9 @@
 {% assign consumed = "" %}
 {% for s in services %}{% if s.protocol == "rest" or s.protocol == "graphql" or s.protocol == "grpc" %}{% assign consumed = consumed | append: "," | append: s.name %}{% endif %}{% endfor %}
 {% assign consumed = consumed | remove_first: "," %}
-{% if messaging.broker == 'redis' and consumed != "" %}
+{% if messaging.broker != 'none' and consumed != "" %}
 //! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`,
-//! `WS_HEARTBEAT_INTERVAL_MS`, `WS_IDLE_TIMEOUT_MS`, `WS_MAX_MESSAGE_BYTES`, `REDIS_URL` and
+//! `WS_HEARTBEAT_INTERVAL_MS`, `WS_IDLE_TIMEOUT_MS`, `WS_MAX_MESSAGE_BYTES`, `{{ vars.broker.env }}` and
 //! the `MESSAGING_*` settings.
 {% else %}
 //! Runs the `{{ service.name }}` service. Configuration: `HOST`, `PORT` (default {{ 8081 | plus: service.index }}), `RUST_LOG`,
