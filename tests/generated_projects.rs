@@ -290,7 +290,7 @@ fn one_sse_service_with_gateway_and_api_keys() {
 }
 
 #[test]
-fn rest_websocket_and_sse_services_with_gateway() {
+fn rest_websocket_and_sse_services_with_gateway_and_rabbitmq_events() {
     let (root, _cell) = generate(
         "mixed-gw",
         &[
@@ -302,8 +302,15 @@ fn rest_websocket_and_sse_services_with_gateway() {
             "ab:sse",
             "--ci",
             "gitlab",
+            // REST publishes; WebSocket and SSE consume through the RabbitMQ at AMQP_URL
+            // (default amqp://guest:guest@127.0.0.1:5672/%2f).
+            "--messaging",
+            "rabbitmq",
         ],
     );
+    let compose = std::fs::read_to_string(root.join("deploy/compose.yaml")).unwrap();
+    assert!(compose.contains("AMQP_URL: amqp://"), "{compose}");
+    assert!(root.join("deploy/k8s/overlays/dev/rabbitmq.yaml").is_file());
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     for needle in [
         "(REST, `/v1/items`)",
@@ -339,7 +346,7 @@ fn one_graphql_service_with_gateway_and_oidc() {
 }
 
 #[test]
-fn two_grpc_services_with_gateway() {
+fn two_grpc_services_with_gateway_and_nats_events() {
     let (root, _cell) = generate(
         "grpc-gw",
         &[
@@ -349,8 +356,13 @@ fn two_grpc_services_with_gateway() {
             "ledger-entries-for-every-customer-acct-1:grpc",
             "--ci",
             "none",
+            // Each publishes its writes and consumes the other's, through NATS JetStream
+            // at NATS_URL (default nats://127.0.0.1:4222).
+            "--messaging",
+            "nats",
         ],
     );
+    assert!(root.join("deploy/k8s/overlays/dev/nats.yaml").is_file());
     for proto in [
         "proto/ledger/v1/service.proto",
         "proto/ledger_entries_for_every_customer_acct_1/v1/service.proto",
@@ -402,7 +414,7 @@ fn all_five_protocols_behind_the_gateway_with_redis_events() {
 }
 
 #[test]
-fn mutual_tls_between_the_gateway_and_rest_grpc_and_websocket_services() {
+fn mutual_tls_between_the_gateway_and_rest_grpc_and_websocket_services_with_kafka_events() {
     let (root, _cell) = generate(
         "mtls-gw",
         &[
@@ -413,8 +425,13 @@ fn mutual_tls_between_the_gateway_and_rest_grpc_and_websocket_services() {
             "--service",
             "chat:websocket",
             "--mtls",
+            // REST and gRPC publish, every service consumes, through the Kafka at
+            // KAFKA_BROKERS (default 127.0.0.1:9092; tansu in this repository's CI).
+            "--messaging",
+            "kafka",
         ],
     );
+    assert!(root.join("deploy/k8s/overlays/dev/kafka.yaml").is_file());
     for path in [
         "tools/dev-certs/src/main.rs",
         "crates/platform/src/tls.rs",
