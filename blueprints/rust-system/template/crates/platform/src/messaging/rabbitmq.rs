@@ -17,7 +17,9 @@
 //!   closes (at shutdown, or when the instance or its connection goes away), for
 //!   another instance or for itself once restarted. The quorum queue counts them
 //!   (`x-delivery-count`): one returned [`super::Delivery::max_attempts`] times goes
-//!   straight to the dead-letter queue.
+//!   straight to the dead-letter queue. [`super::Delivery::claim_idle`] has no use
+//!   here: an instance that hangs without going away keeps its deliveries until
+//!   RabbitMQ's `consumer_timeout` (30 minutes by default) closes its channel.
 //! - Event ids are deduplicated with [`SeenIds`], in the memory of each instance: it
 //!   catches the duplicates one instance sees (a publisher's retry, a redelivery to the
 //!   same instance) within [`super::Delivery::dedup_ttl`] and [`super::DEDUP_CAPACITY`]
@@ -317,21 +319,22 @@ impl Inner {
     }
 
     /// Declares the queue that keeps the events of the service `stream` that no
-    /// consumer group reads yet.
+    /// consumer group reads yet, and returns how many it holds.
     async fn declare_unrouted_queue(
         &self,
         channel: &Channel,
         stream: &str,
-    ) -> Result<(), MessagingError> {
+    ) -> Result<u32, MessagingError> {
         let queue = self.unrouted_queue(stream);
-        declare_queue(channel, &queue, capped(quorum())).await?;
+        let waiting = declare_queue(channel, &queue, capped(quorum())).await?;
         bind(
             channel,
             &queue,
             &self.unrouted_exchange(),
             &format!("{stream}.#"),
         )
-        .await
+        .await?;
+        Ok(waiting)
     }
 
     /// Publishes `payload` to `exchange` with `routing_key`, and waits for the broker
@@ -413,20 +416,21 @@ fn capped(mut arguments: FieldTable) -> FieldTable {
     arguments
 }
 
+/// Declares the durable queue `queue`, and returns how many messages it holds.
 async fn declare_queue(
     channel: &Channel,
     queue: &str,
     arguments: FieldTable,
-) -> Result<(), MessagingError> {
+) -> Result<u32, MessagingError> {
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel
+    let declared = channel
         .queue_declare(queue.into(), durable, arguments)
         .await
         .map_err(broker_error)?;
-    Ok(())
+    Ok(declared.message_count())
 }
 
 async fn bind(
@@ -656,7 +660,11 @@ impl Consumer {
     async fn take_unrouted(&self, channel: &Channel) -> Result<(), MessagingError> {
         let inner = &self.job.inner;
         for stream in &self.job.subscription.streams {
-            inner.declare_unrouted_queue(channel, stream).await?;
+            // Only a queue that holds messages is read: reading one just declared
+            // can fail while its replicas start, which closes the connection.
+            if inner.declare_unrouted_queue(channel, stream).await? == 0 {
+                continue;
+            }
             let queue = inner.unrouted_queue(stream);
             let mut moved = 0_u64;
             while let Some(message) = channel
