@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Messages per second through one publisher and one consumer, for each broker that
-# messaging.broker offers (today: redis), on this machine's loopback broker:
+# messaging.broker offers, on this machine's loopback brokers:
 #   publish   one publisher appending events one at a time, each acknowledged by the
 #             broker before the next (what a service's outbox relay does)
 #   delivered the same events handled by one consumer instance (consumer group,
@@ -9,13 +9,18 @@
 #   backlog   as many events, published while no consumer runs, then drained by one
 #             consumer instance: what one consumer handles when it is the bottleneck
 #
-# Usage: benches/messaging.sh [EVENTS]   (default 20000 per broker)
+# Usage: benches/messaging.sh [EVENTS] [BROKER...]   (default 20000 events; every broker)
 # Generates a system per broker, builds a small program against its platform crate in
-# release mode (target/bench-target, kept between runs) and runs it. Needs the broker on
-# loopback: REDIS_URL (default redis://127.0.0.1:6379).
+# release mode (target/bench-target, kept between runs) and runs it with a prefix of its
+# own, which it deletes at the end. Needs each broker on loopback, at the default address
+# of its variable or where the variable points: REDIS_URL, AMQP_URL, NATS_URL,
+# KAFKA_BROKERS (.ci/run shows how to start each one, Kafka as tansu).
 set -euo pipefail
 
 events=${1:-20000}
+shift || true
+brokers=("$@")
+[ ${#brokers[@]} -gt 0 ] || brokers=(redis rabbitmq nats kafka)
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -23,14 +28,59 @@ trap 'rm -rf "$work"' EXIT
 cargo build --quiet --manifest-path "$repo/Cargo.toml"
 export CARGO_TARGET_DIR="$repo/target/bench-target"
 
+# What differs per broker: the adapter, its URL variable and default, and how to delete
+# what a run created.
+adapter() {
+    case $1 in
+    redis) echo "RedisBroker REDIS_URL redis://127.0.0.1:6379" ;;
+    rabbitmq) echo "RabbitBroker AMQP_URL amqp://guest:guest@127.0.0.1:5672/%2f" ;;
+    nats) echo "NatsBroker NATS_URL nats://127.0.0.1:4222" ;;
+    kafka) echo "KafkaBroker KAFKA_BROKERS 127.0.0.1:9092" ;;
+    *) echo "unknown broker $1" >&2; exit 2 ;;
+    esac
+}
+
+cleanup() {
+    case $1 in
+    redis) cat <<'RUST'
+async fn cleanup(url: &str, prefix: &str, _broker: &Adapter) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut connection).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut connection).await.unwrap();
+    }
+}
+RUST
+    ;;
+    rabbitmq) cat <<'RUST'
+async fn cleanup(url: &str, _prefix: &str, broker: &Adapter) {
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for queue in [broker.unrouted_queue("source"), broker.queue("bench"), broker.dead_letter_queue("bench")] {
+        channel.queue_delete(queue.into(), Default::default()).await.unwrap();
+    }
+    for exchange in [broker.events_exchange(), broker.unrouted_exchange(), broker.dead_letter_exchange()] {
+        channel.exchange_delete(exchange.into(), Default::default()).await.unwrap();
+    }
+    connection.close(200, "done".into()).await.unwrap();
+}
+RUST
+    ;;
+    *) echo "no cleanup for $1" >&2; exit 2 ;;
+    esac
+}
+
 echo "== $events events per broker, one publisher, one consumer"
 printf '%-10s%14s%16s%14s\n' broker "publish/s" "delivered/s" "backlog/s"
-for broker in redis; do
+for broker in "${brokers[@]}"; do
+    read -r type var default <<<"$(adapter "$broker")"
     system="$work/$broker"
     "$repo/target/debug/new-service" new bench --yes --no-git --output "$system" \
         --service catalog:rest --no-gateway --ci none --messaging "$broker" >/dev/null
     mkdir -p "$system/crates/platform/examples"
-    cat >"$system/crates/platform/examples/throughput.rs" <<'RUST'
+    {
+        cat <<RUST
 //! One publisher and one consumer through the broker: prints "publish/s delivered/s
 //! backlog/s".
 
@@ -38,16 +88,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use platform::messaging::{
-    Broker, CloudEvent, Delivery, HandlerError, RedisBroker, Subscription, handler_fn,
-};
+use platform::messaging::{Broker, CloudEvent, Delivery, HandlerError, Subscription, handler_fn};
+
+type Adapter = platform::messaging::$type;
 
 #[tokio::main]
 async fn main() {
     let events: usize = std::env::args().nth(1).unwrap().parse().unwrap();
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = std::env::var("$var").unwrap_or_else(|_| "$default".into());
+RUST
+        cat <<'RUST'
     let prefix = format!("bench-{}", std::process::id());
-    let broker = RedisBroker::new(&url, &prefix).unwrap();
+    let broker = Adapter::new(&url, &prefix).unwrap();
     let handled = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&handled);
     let handler = handler_fn(move |_event| {
@@ -98,15 +150,12 @@ async fn main() {
         events as f64 / delivered.as_secs_f64(),
         events as f64 / drained.as_secs_f64()
     );
-
-    let client = redis::Client::open(url).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut connection).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut connection).await.unwrap();
-    }
+    cleanup(&url, &prefix, &broker).await;
 }
+
 RUST
+        cleanup "$broker"
+    } >"$system/crates/platform/examples/throughput.rs"
     result=$(cd "$system" && cargo run --quiet --release -p platform --example throughput -- "$events")
     read -r publish delivered backlog <<<"$result"
     printf '%-10s%14s%16s%14s\n' "$broker" "$publish" "$delivered" "$backlog"

@@ -34,10 +34,9 @@ use {{ service.name | snake_case }}::pb::{
     UpdateItemRequest, WatchItemsRequest,
 };
 {% if messaging.broker != 'none' %}
-use {{ service.name | snake_case }}::{AppState, InMemoryItems, MAX_PAGE_SIZE, NAME, router};
-{% else %}
-use {{ service.name | snake_case }}::{AppState, InMemoryItems, MAX_PAGE_SIZE, router};
+use {{ service.name | snake_case }}::NAME;
 {% endif %}
+use {{ service.name | snake_case }}::{AppState, InMemoryItems, MAX_PAGE_SIZE, router};
 
 type Channel = Client<HttpConnector, tonic::body::Body>;
 

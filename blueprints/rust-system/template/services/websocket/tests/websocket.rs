@@ -21,10 +21,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::ServiceExt;
 
-{% if messaging.broker != 'none' and consumed != "" %}
-use {{ service.name | snake_case }}::{AppState, Config, EVENTS_TOPIC, forward_event, router};
-{% else %}
 use {{ service.name | snake_case }}::{AppState, Config, router};
+{% if messaging.broker != 'none' and consumed != "" %}
+use {{ service.name | snake_case }}::{EVENTS_TOPIC, forward_event};
 {% endif %}
 
 /// Upper bound for anything a test waits for.
