@@ -94,6 +94,9 @@ impl TestBroker {
             .map(|group| self.broker.group_id(group))
             .collect();
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        if groups.is_empty() {
+            return;
+        }
         for deleted in admin.delete_groups(&groups, &options).await.unwrap() {
             deleted.expect("group deleted");
         }
@@ -105,8 +108,14 @@ impl TestBroker {
         if !self.topics().await.contains(&topic) {
             return Vec::new();
         }
+        // Assigned partitions, no subscription: the group is never joined.
+        let reader = format!("{}.reader", self.prefix);
         tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = client_config().create().unwrap();
+            let consumer: BaseConsumer = client_config()
+                .set("group.id", reader)
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
             let (_, high) = consumer.fetch_watermarks(&topic, 0, REQUEST).unwrap();
             let mut assignment = TopicPartitionList::new();
             assignment
