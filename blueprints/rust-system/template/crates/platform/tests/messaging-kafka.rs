@@ -454,6 +454,49 @@ async fn a_failing_event_is_retried_then_dead_lettered_without_holding_up_others
 }
 
 #[tokio::test]
+async fn a_handler_that_panics_is_retried_then_dead_lettered() {
+    let broker = TestBroker::new();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let handled = Handled::default();
+    let (count, record) = (Arc::clone(&attempts), handled.clone());
+    let handler = handler_fn(move |event: CloudEvent| {
+        let (count, record) = (Arc::clone(&count), record.clone());
+        async move {
+            if event.subject.as_deref() == Some("panic") {
+                count.fetch_add(1, Ordering::SeqCst);
+                panic!("the handler has a bug");
+            }
+            record.push(&event);
+            Ok::<(), HandlerError>(())
+        }
+    });
+    let feed = broker
+        .broker
+        .subscribe(subscription("feed", "feed-1"), handler)
+        .await
+        .unwrap();
+
+    publish(&broker, &[event("panic"), event("good")]).await;
+
+    assert_eq!(handled.wait_for(1).await, ["good"]);
+    let deadline = Instant::now() + WAIT;
+    while broker.dead_letters("feed").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the panicking event never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead = broker.dead_letters("feed").await;
+    assert!(dead[0].headers["error"].contains("panicked"), "{dead:?}");
+    assert_eq!(dead[0].headers["attempts"], "3");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    broker.wait_until_committed("catalog", "feed").await;
+    feed.shutdown().await;
+    broker.clean(&["feed"]).await;
+}
+
+#[tokio::test]
 async fn a_restarted_consumer_resumes_without_losing_an_event() {
     let broker = TestBroker::new();
     // The first instance hangs on "stuck" and is stopped before it finishes.

@@ -43,8 +43,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{
-    Broker, Claim, CloudEvent, DEDUP_CAPACITY, Handler, MessagingError, SeenIds, Subscriber,
-    Subscription,
+    Broker, Claim, CloudEvent, DEDUP_CAPACITY, Handler, HandlerError, MessagingError, SeenIds,
+    Subscriber, Subscription,
 };
 use crate::config::{self, ConfigError};
 use crate::health::Dependency;
@@ -612,6 +612,16 @@ struct Job {
     handler: Arc<dyn Handler>,
 }
 
+/// A task aborted when its handle is dropped: a handler attempt stops with the
+/// delivery that awaits it, such as at shutdown.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The claim of a delivery on its event id, given up when the delivery ends before
 /// the event is handled (such as at shutdown), so that a later delivery handles it.
 struct Claimed<'a> {
@@ -672,7 +682,7 @@ impl Job {
         let _ = span.set_parent(propagation::extract(&event.trace_headers()));
         let mut attempt = 1;
         let error = loop {
-            match self.handler.handle(&event).instrument(span.clone()).await {
+            match self.attempt(&event, &span).await {
                 Ok(()) => {
                     claim.handled();
                     return;
@@ -693,6 +703,19 @@ impl Job {
         });
         self.dead_letter(message, &error.to_string(), attempt).await;
         claim.handled();
+    }
+
+    /// Calls the handler with `event` in a task of its own, so that a handler that
+    /// panics counts as a failed attempt instead of leaving its offset unfinished.
+    async fn attempt(&self, event: &CloudEvent, span: &tracing::Span) -> Result<(), HandlerError> {
+        let (handler, event) = (Arc::clone(&self.handler), event.clone());
+        let mut task = AbortOnDrop(tokio::spawn(
+            async move { handler.handle(&event).await }.instrument(span.clone()),
+        ));
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(error) => Err(format!("the handler failed: {error}").into()),
+        }
     }
 
     /// Claims the event `id` for this delivery, waiting while another delivery of it is
