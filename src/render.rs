@@ -349,11 +349,27 @@ fn chosen_vars<'a>(
 ) -> BTreeMap<&'static str, &'a toml::Table> {
     let choices = &blueprint.manifest.choices;
     let chosen = [
-        ("broker", &choices.broker, ChoiceValue::Text(answers.messaging.broker.clone())),
-        ("auth", &choices.auth, ChoiceValue::Text(answers.auth.scheme.clone())),
+        (
+            "broker",
+            &choices.broker,
+            ChoiceValue::Text(answers.messaging.broker.clone()),
+        ),
+        (
+            "auth",
+            &choices.auth,
+            ChoiceValue::Text(answers.auth.scheme.clone()),
+        ),
         ("mtls", &choices.mtls, ChoiceValue::Bool(answers.auth.mtls)),
-        ("gateway", &choices.gateway, ChoiceValue::Bool(answers.gateway.enabled)),
-        ("ci", &choices.ci, ChoiceValue::Text(answers.ci.provider.clone())),
+        (
+            "gateway",
+            &choices.gateway,
+            ChoiceValue::Bool(answers.gateway.enabled),
+        ),
+        (
+            "ci",
+            &choices.ci,
+            ChoiceValue::Text(answers.ci.provider.clone()),
+        ),
     ];
     chosen
         .into_iter()

@@ -20,6 +20,12 @@
 
 # The toolchain pinned in rust-toolchain.toml: change both together.
 FROM rust:1.95.0-slim-bookworm AS chef
+{% if messaging.broker == "kafka" %}
+# librdkafka, the Kafka client, is compiled from its bundled C and C++ sources.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 g++=4:12.2.0-3 \
+    && rm -rf /var/lib/apt/lists/*
+{% endif %}
 RUN cargo install cargo-chef --version 0.1.78 --locked
 WORKDIR /app
 

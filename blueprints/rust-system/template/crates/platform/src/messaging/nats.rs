@@ -7,7 +7,8 @@
 //!   once the stream has acknowledged it. Streams keep about [`STREAM_MAX_LEN`] events.
 //! - A consuming service reads each stream through a durable pull consumer named after
 //!   itself, so its instances share the work: whichever instance pulls gets the next
-//!   events (instance names, [`super::Subscription::consumer`], play no part), and acknowledges each once it is handled, telling the broker every half
+//!   events (instance names, [`super::Subscription::consumer`], play no part), and
+//!   acknowledges each once it is handled, telling the broker every half
 //!   [`super::Delivery::claim_idle`] that it is still at it. An event whose instance
 //!   stopped or went away first is delivered again, to any instance, `claim_idle` (the
 //!   consumer's `ack_wait`) later, and goes straight to the dead-letter stream once it
