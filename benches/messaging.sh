@@ -67,6 +67,47 @@ async fn cleanup(url: &str, _prefix: &str, broker: &Adapter) {
 }
 RUST
     ;;
+    nats) cat <<'RUST'
+async fn cleanup(url: &str, _prefix: &str, broker: &Adapter) {
+    let client = async_nats::connect(url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let names = [
+        broker.stream_name("source"),
+        broker.dead_letter_stream("bench"),
+        format!("KV_{}", broker.seen_bucket("bench")),
+    ];
+    for name in names {
+        let _ = jetstream.delete_stream(&name).await;
+    }
+}
+RUST
+    ;;
+    kafka) cat <<'RUST'
+async fn cleanup(url: &str, prefix: &str, broker: &Adapter) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut config = rdkafka::config::ClientConfig::new();
+    config.set("bootstrap.servers", url);
+    let metadata = config
+        .create::<BaseConsumer>()
+        .unwrap()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let topics: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|topic| topic.name().to_owned())
+        .filter(|name| name.starts_with(&format!("{prefix}.")))
+        .collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
+    let options = AdminOptions::new();
+    admin.delete_topics(&topics, &options).await.unwrap();
+    admin.delete_groups(&[broker.group_id("bench").as_str()], &options).await.unwrap();
+}
+RUST
+    ;;
     *) echo "no cleanup for $1" >&2; exit 2 ;;
     esac
 }

@@ -27,15 +27,15 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_types::StatusExt;
 
+{% if messaging.broker != 'none' %}
+use {{ service.name | snake_case }}::NAME;
+{% endif %}
 use {{ service.name | snake_case }}::pb::item_service_client::ItemServiceClient;
 use {{ service.name | snake_case }}::pb::item_service_server::SERVICE_NAME;
 use {{ service.name | snake_case }}::pb::{
     ChangeType, CreateItemRequest, DeleteItemRequest, GetItemRequest, Item, ListItemsRequest,
     UpdateItemRequest, WatchItemsRequest,
 };
-{% if messaging.broker != 'none' %}
-use {{ service.name | snake_case }}::NAME;
-{% endif %}
 use {{ service.name | snake_case }}::{AppState, InMemoryItems, MAX_PAGE_SIZE, router};
 
 type Channel = Client<HttpConnector, tonic::body::Body>;
