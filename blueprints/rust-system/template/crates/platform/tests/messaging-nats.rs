@@ -1,8 +1,11 @@
 //! Events through the real broker at `NATS_URL` (default `nats://127.0.0.1:4222`, with
 //! JetStream enabled): delivery to every consumer group, duplicates handled once,
 //! retries then dead letters without holding up other events, and consumers that
-//! restart or go away without losing an event. Each test has streams and buckets of its
-//! own and deletes them at the end.
+//! restart or go away without losing an event, and publishers and consumers that
+//! outlast a lost connection. Each test has streams and buckets of its own and deletes
+//! them at the end.
+
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,11 +15,14 @@ use async_nats::jetstream::context::DeleteStreamErrorKind;
 use async_nats::jetstream::{self, ErrorCode, consumer::PullConsumer};
 use platform::health::Readiness;
 use platform::messaging::{
-    Broker, CloudEvent, Delivery, HandlerError, NatsBroker, Subscriber, Subscription, handler_fn,
+    Broker, CloudEvent, Delivery, Events, HandlerError, NatsBroker, Subscriber, Subscription,
+    handler_fn, relay,
 };
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
+
+use self::support::proxy::Proxy;
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(15);
@@ -43,12 +49,18 @@ struct DeadLetter {
 
 impl TestBroker {
     async fn new() -> Self {
+        Self::at(&nats_url()).await
+    }
+
+    /// A broker reached at `url`, such as through a [`Proxy`]; the test's own client
+    /// connects to `NATS_URL`.
+    async fn at(url: &str) -> Self {
         let prefix = format!("test-{}", Uuid::new_v4());
         let client = async_nats::connect(nats_url())
             .await
             .expect("the broker at NATS_URL is reachable");
         Self {
-            broker: NatsBroker::new(&nats_url(), &prefix).unwrap(),
+            broker: NatsBroker::new(url, &prefix).unwrap(),
             prefix,
             jetstream: jetstream::new(client),
         }
@@ -490,5 +502,63 @@ async fn shutdown_does_not_wait_for_handlers_that_hang() {
     assert_eq!(handled.wait_for(2).await, ["a", "b"]);
     broker.wait_until_all_acknowledged("catalog", "feed").await;
     other.shutdown().await;
+    broker.clean().await;
+}
+
+/// Waits until `readiness` is `ready`.
+async fn wait_until_ready(readiness: &Readiness, ready: bool) {
+    let deadline = Instant::now() + WAIT;
+    while readiness.is_ready() != ready {
+        assert!(Instant::now() < deadline, "readiness never turned {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_publisher_and_consumer_outlast_a_lost_broker_connection() {
+    let proxy = Proxy::start(&nats_url()).await;
+    let broker = TestBroker::at(proxy.url()).await;
+    let readiness = Readiness::new();
+    let watch = broker.broker.watch_health(readiness.dependency("nats"));
+    wait_until_ready(&readiness, true).await;
+    let (feed, handled) = recording(&broker, "feed", "feed-1").await;
+    let (events, outbox) = Events::new("catalog");
+    let relay = tokio::spawn(relay(
+        Arc::new(broker.broker.clone()),
+        "catalog".to_owned(),
+        outbox,
+    ));
+    let before = [event("a"), event("b")];
+    publish(&broker, &before).await;
+    assert_eq!(handled.wait_for(2).await, ["a", "b"]);
+
+    proxy.cut();
+    wait_until_ready(&readiness, false).await;
+    // A failed publish may still reach the broker later (a client may send what it
+    // buffered once reconnected), like an event the relay retries: consumers must
+    // take it for the duplicate it is.
+    let retried = &before[0];
+    assert!(broker.broker.publish("catalog", retried).await.is_err());
+    for subject in ["c", "d"] {
+        let slot = events.try_reserve().unwrap();
+        slot.send("item.created", subject, json!({ "id": subject }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(handled.subjects().len(), 2, "delivered while cut off");
+
+    proxy.restore();
+    wait_until_ready(&readiness, true).await;
+    // The relay's events, once each; those handled before the cut, not again.
+    assert_eq!(handled.wait_for(4).await, ["a", "b", "c", "d"]);
+    publish(&broker, &[event("e")]).await;
+    assert_eq!(handled.wait_for(5).await, ["a", "b", "c", "d", "e"]);
+    drop(events);
+    tokio::time::timeout(WAIT, relay)
+        .await
+        .expect("the relay ends once its outbox is empty")
+        .unwrap();
+    feed.shutdown().await;
+    watch.abort();
+    broker.wait_until_all_acknowledged("catalog", "feed").await;
     broker.clean().await;
 }

@@ -1,8 +1,11 @@
 //! Events through the real broker at `AMQP_URL` (default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`): delivery to every consumer group,
 //! duplicates handled once, retries then dead letters without holding up other events,
-//! and consumers that restart or go away without losing an event. Each test has
-//! exchanges and queues of its own and deletes them at the end.
+//! consumers that restart or go away without losing an event, and publishers and
+//! consumers that outlast a lost connection. Each test has exchanges and queues of its
+//! own and deletes them at the end.
+
+mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,11 +19,14 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
 use platform::health::Readiness;
 use platform::messaging::{
-    Broker, CloudEvent, Delivery, HandlerError, RabbitBroker, Subscriber, Subscription, handler_fn,
+    Broker, CloudEvent, Delivery, Events, HandlerError, RabbitBroker, Subscriber, Subscription,
+    handler_fn, relay,
 };
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
+
+use self::support::proxy::Proxy;
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(15);
@@ -494,5 +500,66 @@ async fn shutdown_does_not_wait_for_handlers_that_hang() {
         .expect("shutdown waited for a handler that never ends");
     // Both are back in the queue, for another instance or a restart.
     broker.wait_ready(&broker.broker.queue("feed"), 2).await;
+    broker.clean(&["feed"]).await;
+}
+
+/// Waits until `readiness` is `ready`.
+async fn wait_until_ready(readiness: &Readiness, ready: bool) {
+    let deadline = Instant::now() + WAIT;
+    while readiness.is_ready() != ready {
+        assert!(Instant::now() < deadline, "readiness never turned {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_publisher_and_consumer_outlast_a_lost_broker_connection() {
+    let broker = TestBroker::new().await;
+    let proxy = Proxy::start(&amqp_url()).await;
+    let proxied = RabbitBroker::new(proxy.url(), &broker.prefix).unwrap();
+    let readiness = Readiness::new();
+    let watch = proxied.watch_health(readiness.dependency("rabbitmq"));
+    wait_until_ready(&readiness, true).await;
+    let (feed, handled) = recording(&proxied, subscription("feed", "feed-1")).await;
+    let (events, outbox) = Events::new("catalog");
+    let relay = tokio::spawn(relay(
+        Arc::new(proxied.clone()),
+        "catalog".to_owned(),
+        outbox,
+    ));
+    let before = [event("a"), event("b")];
+    for sent in &before {
+        proxied.publish("catalog", sent).await.unwrap();
+    }
+    assert_eq!(handled.wait_for(2).await, ["a", "b"]);
+
+    proxy.cut();
+    wait_until_ready(&readiness, false).await;
+    // A failed publish may still reach the broker later (a client may send what it
+    // buffered once reconnected), like an event the relay retries: consumers must
+    // take it for the duplicate it is.
+    let retried = &before[0];
+    assert!(proxied.publish("catalog", retried).await.is_err());
+    for subject in ["c", "d"] {
+        let slot = events.try_reserve().unwrap();
+        slot.send("item.created", subject, json!({ "id": subject }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(handled.subjects().len(), 2, "delivered while cut off");
+
+    proxy.restore();
+    wait_until_ready(&readiness, true).await;
+    // The relay's events, once each; those handled before the cut, not again.
+    assert_eq!(handled.wait_for(4).await, ["a", "b", "c", "d"]);
+    proxied.publish("catalog", &event("e")).await.unwrap();
+    assert_eq!(handled.wait_for(5).await, ["a", "b", "c", "d", "e"]);
+    drop(events);
+    tokio::time::timeout(WAIT, relay)
+        .await
+        .expect("the relay ends once its outbox is empty")
+        .unwrap();
+    feed.shutdown().await;
+    watch.abort();
+    assert_eq!(broker.ready(&broker.broker.queue("feed")).await, 0);
     broker.clean(&["feed"]).await;
 }

@@ -1,7 +1,10 @@
 //! Events through the real broker at `REDIS_URL` (default `redis://127.0.0.1:6379`):
 //! delivery to every consumer group, duplicates handled once, retries then dead
 //! letters without holding up other events, and consumers that restart or go away
-//! without losing an event. Each test has keys of its own and deletes them at the end.
+//! without losing an event, and publishers and consumers that outlast a lost
+//! connection. Each test has keys of its own and deletes them at the end.
+
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,12 +12,15 @@ use std::time::Duration;
 
 use platform::health::Readiness;
 use platform::messaging::{
-    Broker, CloudEvent, Delivery, HandlerError, RedisBroker, Subscriber, Subscription, handler_fn,
+    Broker, CloudEvent, Delivery, Events, HandlerError, RedisBroker, Subscriber, Subscription,
+    handler_fn, relay,
 };
 use redis::AsyncCommands;
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
+
+use self::support::proxy::Proxy;
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(15);
@@ -31,9 +37,14 @@ struct TestBroker {
 
 impl TestBroker {
     fn new() -> Self {
+        Self::at(&redis_url())
+    }
+
+    /// A broker reached at `url`, such as through a [`Proxy`].
+    fn at(url: &str) -> Self {
         let prefix = format!("test-{}", Uuid::new_v4());
         Self {
-            broker: RedisBroker::new(&redis_url(), &prefix).unwrap(),
+            broker: RedisBroker::new(url, &prefix).unwrap(),
             prefix,
         }
     }
@@ -385,5 +396,63 @@ async fn shutdown_does_not_wait_for_handlers_that_hang() {
         .expect("shutdown waited for a handler that never ends");
     // Both stay unacknowledged, for another instance or a restart.
     assert_eq!(broker.pending("catalog", "feed").await, 2);
+    broker.clean().await;
+}
+
+/// Waits until `readiness` is `ready`.
+async fn wait_until_ready(readiness: &Readiness, ready: bool) {
+    let deadline = Instant::now() + WAIT;
+    while readiness.is_ready() != ready {
+        assert!(Instant::now() < deadline, "readiness never turned {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_publisher_and_consumer_outlast_a_lost_broker_connection() {
+    let proxy = Proxy::start(&redis_url()).await;
+    let broker = TestBroker::at(proxy.url());
+    let readiness = Readiness::new();
+    let watch = broker.broker.watch_health(readiness.dependency("redis"));
+    wait_until_ready(&readiness, true).await;
+    let (feed, handled) = recording(&broker, "feed", "feed-1").await;
+    let (events, outbox) = Events::new("catalog");
+    let relay = tokio::spawn(relay(
+        Arc::new(broker.broker.clone()),
+        "catalog".to_owned(),
+        outbox,
+    ));
+    let before = [event("a"), event("b")];
+    publish(&broker, &before).await;
+    assert_eq!(handled.wait_for(2).await, ["a", "b"]);
+
+    proxy.cut();
+    wait_until_ready(&readiness, false).await;
+    // A failed publish may still reach the broker later (a client may send what it
+    // buffered once reconnected), like an event the relay retries: consumers must
+    // take it for the duplicate it is.
+    let retried = &before[0];
+    assert!(broker.broker.publish("catalog", retried).await.is_err());
+    for subject in ["c", "d"] {
+        let slot = events.try_reserve().unwrap();
+        slot.send("item.created", subject, json!({ "id": subject }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(handled.subjects().len(), 2, "delivered while cut off");
+
+    proxy.restore();
+    wait_until_ready(&readiness, true).await;
+    // The relay's events, once each; those handled before the cut, not again.
+    assert_eq!(handled.wait_for(4).await, ["a", "b", "c", "d"]);
+    publish(&broker, &[event("e")]).await;
+    assert_eq!(handled.wait_for(5).await, ["a", "b", "c", "d", "e"]);
+    drop(events);
+    tokio::time::timeout(WAIT, relay)
+        .await
+        .expect("the relay ends once its outbox is empty")
+        .unwrap();
+    feed.shutdown().await;
+    watch.abort();
+    assert_eq!(broker.pending("catalog", "feed").await, 0);
     broker.clean().await;
 }
