@@ -436,6 +436,26 @@ impl SeenIds {
         self.lock().set(id, true, Instant::now());
     }
 
+    /// Claims `id` for a delivery, waiting while another delivery of it is being
+    /// handled; `None` when it was handled already. The claim is given up when the guard
+    /// is dropped before [`ClaimGuard::handled`], so that a delivery that fails or is cut
+    /// short (such as at shutdown) leaves the event to its next delivery.
+    pub async fn claim_or_wait<'a>(&'a self, id: &'a str) -> Option<ClaimGuard<'a>> {
+        loop {
+            match self.claim(id) {
+                Claim::Claimed => {
+                    return Some(ClaimGuard {
+                        seen: self,
+                        id,
+                        handled: false,
+                    });
+                }
+                Claim::Handled => return None,
+                Claim::Busy => tokio::time::sleep(BUSY_POLL).await,
+            }
+        }
+    }
+
     /// Gives up a claim without handling `id`, so that its next delivery handles it.
     pub fn release(&self, id: &str) {
         let mut state = self.lock();
@@ -448,6 +468,34 @@ impl SeenIds {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How often [`SeenIds::claim_or_wait`] checks whether the other delivery of its event
+/// is done.
+const BUSY_POLL: Duration = Duration::from_millis(50);
+
+/// An event id claimed in [`SeenIds`], released unless it was handled.
+#[derive(Debug)]
+pub struct ClaimGuard<'a> {
+    seen: &'a SeenIds,
+    id: &'a str,
+    handled: bool,
+}
+
+impl ClaimGuard<'_> {
+    /// Records the event as handled (or dead-lettered): later deliveries are duplicates.
+    pub fn handled(mut self) {
+        self.seen.handled(self.id);
+        self.handled = true;
+    }
+}
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        if !self.handled {
+            self.seen.release(self.id);
+        }
     }
 }
 
@@ -673,6 +721,28 @@ mod tests {
         assert_eq!(seen.claim("a"), Claim::Handled);
         seen.release("a");
         assert_eq!(seen.claim("a"), Claim::Handled, "stays handled");
+    }
+
+    #[tokio::test]
+    async fn a_claim_guard_releases_unless_handled_and_duplicates_wait_for_it() {
+        let seen = Arc::new(SeenIds::new(Duration::from_secs(60), 10));
+        drop(seen.claim_or_wait("a").await.expect("first delivery"));
+        let claim = seen
+            .claim_or_wait("a")
+            .await
+            .expect("released: handle it again");
+
+        let duplicate = tokio::spawn({
+            let seen = Arc::clone(&seen);
+            async move { seen.claim_or_wait("a").await.is_none() }
+        });
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(!duplicate.is_finished(), "waits while the first is handled");
+        claim.handled();
+        assert!(
+            duplicate.await.unwrap(),
+            "a duplicate once the first was handled"
+        );
     }
 
     #[test]

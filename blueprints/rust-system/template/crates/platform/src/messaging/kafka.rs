@@ -43,8 +43,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{
-    Broker, Claim, CloudEvent, DEDUP_CAPACITY, Handler, HandlerError, MessagingError, SeenIds,
-    Subscriber, Subscription,
+    Broker, CloudEvent, DEDUP_CAPACITY, Handler, HandlerError, MessagingError, SeenIds, Subscriber,
+    Subscription,
 };
 use crate::config::{self, ConfigError};
 use crate::health::Dependency;
@@ -72,10 +72,6 @@ const TOPIC_REFRESH: Duration = Duration::from_secs(3);
 
 /// How often [`KafkaBroker::watch_health`] asks the brokers for metadata.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
-
-/// How often a duplicate delivery checks whether the delivery handling its event is
-/// done.
-const BUSY_WAIT: Duration = Duration::from_millis(50);
 
 /// Events on Kafka; clones share the connections.
 #[derive(Clone)]
@@ -622,29 +618,6 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The claim of a delivery on its event id, given up when the delivery ends before
-/// the event is handled (such as at shutdown), so that a later delivery handles it.
-struct Claimed<'a> {
-    seen: &'a SeenIds,
-    id: &'a str,
-    handled: bool,
-}
-
-impl Claimed<'_> {
-    fn handled(mut self) {
-        self.seen.handled(self.id);
-        self.handled = true;
-    }
-}
-
-impl Drop for Claimed<'_> {
-    fn drop(&mut self) {
-        if !self.handled {
-            self.seen.release(self.id);
-        }
-    }
-}
-
 impl Job {
     /// Handles `message`, then says it is finished.
     async fn run(self, message: OwnedMessage, epoch: u64) -> Finished {
@@ -664,7 +637,7 @@ impl Job {
             self.dead_letter(message, "not a CloudEvent", 0).await;
             return;
         };
-        let Some(claim) = self.claim(&event.id).await else {
+        let Some(claim) = self.seen.claim_or_wait(&event.id).await else {
             tracing::debug!(event_id = event.id, "duplicate event acknowledged");
             return;
         };
@@ -715,24 +688,6 @@ impl Job {
         match (&mut task.0).await {
             Ok(result) => result,
             Err(error) => Err(format!("the handler failed: {error}").into()),
-        }
-    }
-
-    /// Claims the event `id` for this delivery, waiting while another delivery of it is
-    /// being handled; `None` when it was handled already.
-    async fn claim<'a>(&'a self, id: &'a str) -> Option<Claimed<'a>> {
-        loop {
-            match self.seen.claim(id) {
-                Claim::Claimed => {
-                    return Some(Claimed {
-                        seen: &self.seen,
-                        id,
-                        handled: false,
-                    });
-                }
-                Claim::Handled => return None,
-                Claim::Busy => tokio::time::sleep(BUSY_WAIT).await,
-            }
         }
     }
 

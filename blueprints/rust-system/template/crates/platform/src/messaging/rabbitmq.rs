@@ -52,8 +52,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{
-    Broker, Claim, CloudEvent, DEDUP_CAPACITY, Handler, MessagingError, SeenIds, Subscriber,
-    Subscription,
+    Broker, CloudEvent, DEDUP_CAPACITY, Handler, MessagingError, SeenIds, Subscriber, Subscription,
 };
 use crate::config::{self, ConfigError};
 use crate::health::Dependency;
@@ -77,10 +76,6 @@ const HEARTBEAT_SECONDS: u16 = 10;
 /// How often [`RabbitBroker::watch_health`] checks the connection, reconnecting when
 /// it is down.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
-
-/// How often a delivery whose event another delivery is handling checks whether it
-/// is done.
-const BUSY_POLL: Duration = Duration::from_millis(50);
 
 /// Events on RabbitMQ; clones share the connection.
 #[derive(Debug, Clone)]
@@ -710,29 +705,6 @@ struct Job {
     seen: SeenIds,
 }
 
-/// An event id claimed in [`SeenIds`], released unless it was handled: a delivery
-/// that fails or is cut short leaves the event to its next delivery.
-struct ClaimGuard<'a> {
-    seen: &'a SeenIds,
-    id: &'a str,
-    handled: bool,
-}
-
-impl ClaimGuard<'_> {
-    fn handled(mut self) {
-        self.seen.handled(self.id);
-        self.handled = true;
-    }
-}
-
-impl Drop for ClaimGuard<'_> {
-    fn drop(&mut self) {
-        if !self.handled {
-            self.seen.release(self.id);
-        }
-    }
-}
-
 impl Job {
     /// Handles `delivery`, logging why it was left unacknowledged if it was.
     async fn handle(&self, delivery: AmqpDelivery) {
@@ -759,22 +731,9 @@ impl Job {
             self.seen.handled(&event.id);
             return ack(&delivery).await;
         }
-        let claim = loop {
-            match self.seen.claim(&event.id) {
-                Claim::Claimed => {
-                    break ClaimGuard {
-                        seen: &self.seen,
-                        id: &event.id,
-                        handled: false,
-                    };
-                }
-                Claim::Handled => {
-                    tracing::debug!(event_id = event.id, "duplicate event acknowledged");
-                    return ack(&delivery).await;
-                }
-                // Another delivery of this event is being handled: wait for its outcome.
-                Claim::Busy => tokio::time::sleep(BUSY_POLL).await,
-            }
+        let Some(claim) = self.seen.claim_or_wait(&event.id).await else {
+            tracing::debug!(event_id = event.id, "duplicate event acknowledged");
+            return ack(&delivery).await;
         };
         let exchange = self.inner.events_exchange();
         let span = tracing::info_span!(
