@@ -525,6 +525,18 @@ impl SeenState {
     }
 }
 
+/// `url` with whatever precedes an `@` (a user and password) masked, for messages:
+/// `scheme://***@host…`, or `***@host…` for an address without a scheme.
+pub(crate) fn without_password(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// How long [`Messaging::stop`] waits for the outbox to reach the broker.
 const OUTBOX_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -743,6 +755,16 @@ mod tests {
             duplicate.await.unwrap(),
             "a duplicate once the first was handled"
         );
+    }
+
+    #[test]
+    fn passwords_are_masked_with_or_without_a_scheme() {
+        assert_eq!(
+            without_password("amqp://user:secret@rabbitmq:5672/%2f"),
+            "amqp://***@rabbitmq:5672/%2f"
+        );
+        assert_eq!(without_password("user:secret@kafka:9092"), "***@kafka:9092");
+        assert_eq!(without_password("nats://nats:4222"), "nats://nats:4222");
     }
 
     #[test]

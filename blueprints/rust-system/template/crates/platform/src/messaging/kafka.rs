@@ -135,7 +135,7 @@ impl KafkaBroker {
         let brokers: String = config::var_or(KAFKA_BROKERS_VAR, "127.0.0.1:9092")?;
         Self::new(&brokers, crate::SYSTEM.name).map_err(|error| ConfigError::Invalid {
             name: KAFKA_BROKERS_VAR,
-            value: without_password(&brokers),
+            value: brokers_without_passwords(&brokers),
             reason: error.to_string(),
         })
     }
@@ -282,13 +282,10 @@ fn parse_brokers(brokers: &str) -> Result<String, MessagingError> {
 
 /// `brokers` with whatever precedes an `@` in each address (credentials) masked, for
 /// messages.
-fn without_password(brokers: &str) -> String {
+fn brokers_without_passwords(brokers: &str) -> String {
     brokers
         .split(',')
-        .map(|address| match address.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => address.to_owned(),
-        })
+        .map(super::without_password)
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -781,7 +778,7 @@ mod tests {
         assert!(KafkaBroker::new("kafka:9092, other:9092", "shop").is_ok());
         assert!(KafkaBroker::new("kafka:9092,", "shop").is_err());
         assert_eq!(
-            without_password("user:secret@kafka:9092,other:9092"),
+            brokers_without_passwords("user:secret@kafka:9092,other:9092"),
             "***@kafka:9092,other:9092"
         );
     }

@@ -47,7 +47,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{Broker, Claim, CloudEvent, Handler, MessagingError, Subscriber, Subscription};
+use super::{
+    Broker, Claim, CloudEvent, Handler, MessagingError, Subscriber, Subscription, without_password,
+};
 use crate::config::{self, ConfigError};
 use crate::health::Dependency;
 use crate::propagation;
@@ -391,15 +393,6 @@ fn seen_key(event_id: &str) -> String {
     }
     let hex: String = event_id.bytes().map(|byte| format!("{byte:02x}")).collect();
     format!("hex.{hex}")
-}
-
-/// `url` with whatever precedes an `@` (a user and password, or a token) masked, for
-/// messages.
-fn without_password(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
-        _ => url.to_owned(),
-    }
 }
 
 fn broker_error(error: impl std::fmt::Display) -> MessagingError {

@@ -53,6 +53,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{
     Broker, CloudEvent, DEDUP_CAPACITY, Handler, MessagingError, SeenIds, Subscriber, Subscription,
+    without_password,
 };
 use crate::config::{self, ConfigError};
 use crate::health::Dependency;
@@ -380,14 +381,6 @@ impl Inner {
 
 /// AMQP `delivery-mode` of messages stored on disk.
 const PERSISTENT: u8 = 2;
-
-/// `url` with whatever precedes an `@` (a user and password) masked, for messages.
-fn without_password(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
-        _ => url.to_owned(),
-    }
-}
 
 fn broker_error(error: lapin::Error) -> MessagingError {
     MessagingError::Broker(error.to_string())

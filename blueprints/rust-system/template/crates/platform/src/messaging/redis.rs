@@ -30,7 +30,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{Broker, CloudEvent, Handler, MessagingError, Subscriber, Subscription};
+use super::{
+    Broker, CloudEvent, Handler, MessagingError, Subscriber, Subscription, without_password,
+};
 use crate::config::{self, ConfigError};
 use crate::health::Dependency;
 use crate::propagation;
@@ -135,14 +137,6 @@ impl Inner {
 
     fn dead_letter_key(&self, group: &str) -> String {
         format!("{}:dead-letter:{group}", self.prefix)
-    }
-}
-
-/// `url` with whatever precedes an `@` (a user and password) masked, for messages.
-fn without_password(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
-        _ => url.to_owned(),
     }
 }
 
