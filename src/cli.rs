@@ -15,9 +15,11 @@ use new_service::answers::{
     PartialAnswers, PartialAuth, PartialCi, PartialGateway, PartialMessaging, Service,
 };
 use new_service::blueprint::{Blueprint, Choice, HookStage, Source};
-use new_service::error::{Error, Result};
+use new_service::error::{EXIT_FAILURE, EXIT_UPDATE_AVAILABLE, Error, Result};
+use new_service::merge::Outcome;
 use new_service::tree::FileTree;
-use new_service::{BlueprintId, Generated, NewOptions, Step};
+use new_service::update::{self, Applied, AppliedState, Change, Update, UpdateOptions};
+use new_service::{BlueprintId, Generated, NewOptions, Step, output};
 
 use crate::wizard;
 
@@ -33,6 +35,12 @@ pub struct Cli {
 enum Command {
     /// Generate a new system into a new git repository.
     New(Box<NewArgs>),
+    /// Add to a generated repository, rewiring every layer (one commit).
+    #[command(subcommand)]
+    Add(AddCommand),
+    /// Re-render a generated repository with the current blueprints and merge the
+    /// result into it three ways (conflicts are left as git conflicts).
+    Update(UpdateArgs),
     /// List and inspect blueprints.
     #[command(subcommand)]
     Blueprints(BlueprintsCommand),
@@ -49,6 +57,58 @@ enum BlueprintsCommand {
         #[command(flatten)]
         source: SourceArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AddCommand {
+    /// Add a service: its crate, and the gateway, compose, Kubernetes, CI, contracts and
+    /// docs rewired to match.
+    Service(AddServiceArgs),
+}
+
+/// Flags of `add service`.
+#[derive(Debug, Args)]
+struct AddServiceArgs {
+    /// Service name: lowercase letters, digits and '-' (also its crate and folder).
+    name: String,
+    /// Protocol it serves (default: the blueprint's default protocol).
+    #[arg(long, value_name = "PROTOCOL")]
+    protocol: Option<String>,
+    #[command(flatten)]
+    repository: RepositoryArgs,
+}
+
+/// Flags of `update`.
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// Only tell whether an update is available: exit 0 when the repository is on the
+    /// current blueprints, 3 when it is not. Writes nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "no_commit"])]
+    check: bool,
+    #[command(flatten)]
+    repository: RepositoryArgs,
+}
+
+/// Flags shared by `add` and `update`.
+#[derive(Debug, Args)]
+struct RepositoryArgs {
+    /// Run as if started in DIR (any folder inside the generated repository).
+    #[arg(short = 'C', value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Print what would happen to each file; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Leave the merge staged for `git commit` instead of committing it.
+    #[arg(long)]
+    no_commit: bool,
+    /// Do not run the blueprint's before-commit hooks on the new render.
+    #[arg(long)]
+    no_hooks: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,9 +230,14 @@ impl NewArgs {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
-    let json = matches!(&cli.command, Command::New(args) if args.json);
+    let json = match &cli.command {
+        Command::New(args) => args.json,
+        Command::Add(AddCommand::Service(args)) => args.repository.json,
+        Command::Update(args) => args.repository.json,
+        Command::Blueprints(_) => false,
+    };
     match execute(cli) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(error) => {
             report(&error, json);
             error.exit_code()
@@ -180,11 +245,16 @@ pub fn run() -> i32 {
     }
 }
 
-fn execute(cli: Cli) -> Result<()> {
+/// Runs a command; returns the exit code of a run that did not fail.
+fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::New(args) => new(&args),
-        Command::Blueprints(BlueprintsCommand::List(source)) => list(&source),
-        Command::Blueprints(BlueprintsCommand::Show { name, source }) => show(&name, &source),
+        Command::New(args) => new(&args).map(|()| 0),
+        Command::Add(AddCommand::Service(args)) => add_service(&args),
+        Command::Update(args) => update(&args),
+        Command::Blueprints(BlueprintsCommand::List(source)) => list(&source).map(|()| 0),
+        Command::Blueprints(BlueprintsCommand::Show { name, source }) => {
+            show(&name, &source).map(|()| 0)
+        }
     }
 }
 
@@ -242,32 +312,237 @@ fn new(args: &NewArgs) -> Result<()> {
     }
 
     let bar = progress_bar(args.json);
-    let generated =
-        new_service::generate(
-            &source,
-            blueprint,
-            &answers,
-            &options,
-            &mut |step| match step {
-                Step::Rendered { files } => {
-                    bar.set_length(files as u64);
-                    bar.set_message("writing");
-                }
-                Step::Wrote(path) => {
-                    bar.inc(1);
-                    bar.set_message(path.to_owned());
-                }
-                Step::Hooks(HookStage::BeforeCommit) => bar.set_message("hooks (before commit)"),
-                Step::Hooks(HookStage::AfterCommit) => bar.set_message("hooks (after commit)"),
-                Step::Committing => bar.set_message("committing"),
-                Step::Finishing => bar.set_message("moving into place"),
-            },
-        );
+    let generated = new_service::generate(&source, blueprint, &answers, &options, &mut |step| {
+        show_step(&bar, step)
+    });
     bar.finish_and_clear();
     let generated = generated?;
 
     print_generated(&generated, args.json);
     Ok(())
+}
+
+fn add_service(args: &AddServiceArgs) -> Result<i32> {
+    let repository = &args.repository;
+    let source = load_source(&repository.source)?;
+    let start = start_folder(repository)?;
+    let change = Change::AddService {
+        name: args.name.clone(),
+        protocol: args.protocol.clone(),
+    };
+    run_update(repository, &source, start, change)
+}
+
+fn update(args: &UpdateArgs) -> Result<i32> {
+    let repository = &args.repository;
+    let source = load_source(&repository.source)?;
+    let start = start_folder(repository)?;
+    if args.check {
+        let prepared = update::prepare(&UpdateOptions {
+            start,
+            source: &source,
+            change: Change::None,
+            hooks: !repository.no_hooks,
+            check_only: true,
+        })?;
+        let check = prepared.check();
+        if repository.json {
+            let line = serde_json::to_string(&check).expect("plain data");
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        } else {
+            let (recorded, current) = (&check.recorded, &check.current);
+            let files = match check.files_changed {
+                Some(n) => format!(", {n} files differ"),
+                None => " (no pristine branch here: versions compared)".into(),
+            };
+            let line = if check.up_to_date {
+                format!(
+                    "up to date: blueprint {} {}, new-service {}",
+                    current.blueprint, current.blueprint_version, current.tool_version
+                )
+            } else {
+                format!(
+                    "update available: blueprint {} {} -> {}, new-service {} -> {}{files}; \
+                     run `new-service update`",
+                    current.blueprint,
+                    recorded.blueprint_version,
+                    current.blueprint_version,
+                    recorded.tool_version,
+                    current.tool_version
+                )
+            };
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+        return Ok(if check.up_to_date {
+            0
+        } else {
+            EXIT_UPDATE_AVAILABLE
+        });
+    }
+    run_update(repository, &source, start, Change::None)
+}
+
+fn start_folder(args: &RepositoryArgs) -> Result<PathBuf> {
+    match &args.directory {
+        Some(dir) => Ok(dir.clone()),
+        None => std::env::current_dir().map_err(|e| Error::Io {
+            path: PathBuf::from("."),
+            source: e,
+        }),
+    }
+}
+
+/// `add` and `update` after their answers change is known: prepare, then print the
+/// plan (`--dry-run`) or apply it.
+fn run_update(
+    args: &RepositoryArgs,
+    source: &Source,
+    start: PathBuf,
+    change: Change,
+) -> Result<i32> {
+    let prepared = update::prepare(&UpdateOptions {
+        start,
+        source,
+        change,
+        hooks: !args.no_hooks,
+        check_only: false,
+    })?;
+    if args.dry_run {
+        print_update(&prepared, args.json);
+        return Ok(0);
+    }
+    let plan = prepared.plan().clone();
+    let bar = progress_bar(args.json);
+    let applied = prepared.apply(!args.no_commit, &output::interrupted, &mut |step| {
+        show_step(&bar, step)
+    });
+    bar.finish_and_clear();
+    let applied = applied?;
+    print_applied(&plan, &applied, args.json);
+    Ok(if applied.conflicts.is_empty() {
+        0
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+/// A dry run's per-file outcomes, for people or as JSON.
+fn print_update(prepared: &Update, json: bool) {
+    let plan = prepared.plan();
+    let (recorded, current) = prepared.versions();
+    if json {
+        print_json(&serde_json::json!({
+            "dry_run": true,
+            "path": prepared.root(),
+            "up_to_date": prepared.up_to_date(),
+            "base": prepared.base_source(),
+            "recorded": recorded,
+            "current": current,
+            "answers": prepared.answers(),
+            "counts": counts_json(plan),
+            "files": files_json(plan),
+        }));
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Would update {} (blueprint {} {} -> {}, new-service {} -> {}):",
+        prepared.root().display(),
+        current.blueprint,
+        recorded.blueprint_version,
+        current.blueprint_version,
+        recorded.tool_version,
+        current.tool_version
+    );
+    write_outcomes(&mut out, plan);
+    let _ = writeln!(out, "Nothing was written (--dry-run).");
+}
+
+fn print_applied(plan: &new_service::merge::Plan, applied: &Applied, json: bool) {
+    if json {
+        print_json(&serde_json::json!({
+            "path": applied.path,
+            "state": applied.state,
+            "commit": applied.commit,
+            "render": applied.render,
+            "conflicts": applied.conflicts,
+            "counts": counts_json(plan),
+            "files": files_json(plan),
+        }));
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if applied.state == AppliedState::UpToDate {
+        let _ = writeln!(
+            out,
+            "{} is up to date: nothing to merge.",
+            applied.path.display()
+        );
+        return;
+    }
+    write_outcomes(&mut out, plan);
+    match (&applied.state, &applied.commit) {
+        (AppliedState::Committed, Some(commit)) => {
+            let _ = writeln!(out, "Committed {}.", &commit[..12.min(commit.len())]);
+        }
+        _ if !applied.conflicts.is_empty() => {
+            let _ = writeln!(
+                out,
+                "{} conflict(s) left for you, as in any git merge: edit the files marked with \
+                 <<<<<<<, `git add` them and `git commit` (or `git merge --abort`).",
+                applied.conflicts.len()
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "Merged into the working tree, not committed: review, then `git commit`."
+            );
+        }
+    }
+}
+
+/// One line per file that changes, then the totals.
+fn write_outcomes(out: &mut impl std::io::Write, plan: &new_service::merge::Plan) {
+    for file in &plan.files {
+        if file.outcome == Outcome::Unchanged {
+            continue;
+        }
+        let note = match file.outcome {
+            Outcome::KeptDeleted => "  (deleted here; the blueprint's change is not applied)",
+            Outcome::Conflict if file.result == file.ours => "  (kept as it is here)",
+            _ => "",
+        };
+        let _ = writeln!(out, "  {:<13} {}{note}", file.outcome.label(), file.path);
+    }
+    let totals: Vec<String> = Outcome::ALL
+        .iter()
+        .map(|o| (o, plan.count(*o)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(o, n)| format!("{n} {}", o.label()))
+        .collect();
+    let _ = writeln!(out, "Three-way merge: {}.", totals.join(", "));
+}
+
+fn counts_json(plan: &new_service::merge::Plan) -> serde_json::Value {
+    Outcome::ALL
+        .iter()
+        .map(|o| {
+            (
+                o.label().to_owned(),
+                serde_json::Value::from(plan.count(*o)),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn files_json(plan: &new_service::merge::Plan) -> serde_json::Value {
+    plan.files
+        .iter()
+        .map(|f| serde_json::json!({ "path": f.path, "outcome": f.outcome }))
+        .collect()
 }
 
 /// The `--dry-run` plan: every file `new` would create, or the same as JSON.
@@ -339,6 +614,24 @@ fn print_generated(generated: &Generated, json: bool) {
             let _ = writeln!(out, "  hooks: {}", generated.hooks.join(", "));
         }
         let _ = writeln!(out, "Next: cd {} && cargo test", generated.path.display());
+    }
+}
+
+/// Moves the progress bar on for a library [`Step`].
+fn show_step(bar: &ProgressBar, step: Step<'_>) {
+    match step {
+        Step::Rendered { files } => {
+            bar.set_length(files as u64);
+            bar.set_message("writing");
+        }
+        Step::Wrote(path) => {
+            bar.inc(1);
+            bar.set_message(path.to_owned());
+        }
+        Step::Hooks(HookStage::BeforeCommit) => bar.set_message("hooks (before commit)"),
+        Step::Hooks(HookStage::AfterCommit) => bar.set_message("hooks (after commit)"),
+        Step::Committing => bar.set_message("committing"),
+        Step::Finishing => bar.set_message("moving into place"),
     }
 }
 

@@ -13,6 +13,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const EXIT_INVALID_INPUT: i32 = 2;
 /// Exit code for every other failure.
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit code of `update --check` when the repository is behind its blueprints.
+pub const EXIT_UPDATE_AVAILABLE: i32 = 3;
+/// Exit code after an interrupt (128 + SIGINT), once everything was undone.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Everything that can go wrong, from answers to git.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +179,84 @@ pub enum Error {
         message: String,
     },
 
+    /// No `.new-service/answers.toml` in the folder or any folder above it.
+    #[error("{} is not inside a repository made by new-service", path.display())]
+    NotGenerated {
+        /// Where the search started.
+        path: PathBuf,
+    },
+
+    /// The generated folder is not the root of a git repository.
+    #[error("{} is not the root of a git repository", path.display())]
+    NotARepository {
+        /// The folder holding `.new-service/`.
+        path: PathBuf,
+        /// What git said.
+        message: String,
+    },
+
+    /// The working tree has changes that are not committed.
+    #[error("{} has uncommitted changes", path.display())]
+    UncommittedChanges {
+        /// The repository.
+        path: PathBuf,
+        /// The first changed paths, with git's status letters.
+        changes: Vec<String>,
+    },
+
+    /// A merge, rebase or similar operation is in progress.
+    #[error("{} is in the middle of a {operation}", path.display())]
+    OperationInProgress {
+        /// The repository.
+        path: PathBuf,
+        /// What is in progress (merge, rebase, cherry-pick…).
+        operation: String,
+    },
+
+    /// The pristine render the repository's files came from cannot be found or rebuilt.
+    #[error("cannot find the render {} was last generated or updated from", path.display())]
+    NoBase {
+        /// The repository.
+        path: PathBuf,
+        /// The versions recorded in the answers file.
+        recorded: String,
+        /// The versions of this tool and source.
+        current: String,
+    },
+
+    /// The blueprint source is older than the one the repository was generated from.
+    #[error("blueprint {blueprint} {current} is older than the recorded {recorded}")]
+    Downgrade {
+        /// Blueprint name.
+        blueprint: String,
+        /// The version recorded in the answers file.
+        recorded: String,
+        /// The version of the source given.
+        current: String,
+    },
+
+    /// A file the update would create exists on disk though git does not track it
+    /// (it is ignored).
+    #[error("{path} would be overwritten")]
+    WouldOverwrite {
+        /// Path relative to the repository.
+        path: String,
+    },
+
+    /// libgit2 could not merge a file.
+    #[error("cannot merge {path}: {message}")]
+    Merge {
+        /// Path relative to the repository.
+        path: String,
+        /// Why.
+        message: String,
+    },
+
+    /// Ctrl-C or SIGTERM arrived while the repository was being changed; every change
+    /// was undone.
+    #[error("interrupted: the repository was left as it was")]
+    Interrupted,
+
     /// The user declined the confirmation or interrupted the wizard.
     #[error("cancelled: nothing was written")]
     Cancelled,
@@ -198,7 +280,15 @@ impl Error {
             | Error::MissingAnswers { .. }
             | Error::TargetNotEmpty { .. }
             | Error::UnknownBlueprint { .. }
-            | Error::BlueprintSource { .. } => EXIT_INVALID_INPUT,
+            | Error::BlueprintSource { .. }
+            | Error::NotGenerated { .. }
+            | Error::NotARepository { .. }
+            | Error::UncommittedChanges { .. }
+            | Error::OperationInProgress { .. }
+            | Error::NoBase { .. }
+            | Error::Downgrade { .. }
+            | Error::WouldOverwrite { .. } => EXIT_INVALID_INPUT,
+            Error::Interrupted => EXIT_INTERRUPTED,
             _ => EXIT_FAILURE,
         }
     }
@@ -212,6 +302,7 @@ impl Error {
             | Error::UnknownChoice { field, .. }
             | Error::NotYetSupported { field, .. }
             | Error::InvalidValue { field, .. } => Some(field),
+            Error::Downgrade { .. } => Some("generator.blueprint_version"),
             _ => None,
         }
     }
@@ -225,6 +316,7 @@ impl Error {
             | Error::UnknownChoice { value, .. }
             | Error::NotYetSupported { value, .. }
             | Error::InvalidValue { value, .. } => Some(value),
+            Error::Downgrade { current, .. } => Some(current),
             _ => None,
         }
     }
@@ -265,6 +357,35 @@ impl Error {
                 format!("available: {}", available.join(", "))
             }
             Error::BlueprintSource { message, .. } => message.clone(),
+            Error::NotGenerated { .. } => format!(
+                "add and update work in a repository made by new-service: the folder holding {} \
+                 (searched from here upwards)",
+                crate::answers::ANSWERS_PATH
+            ),
+            Error::NotARepository { message, .. } => format!(
+                "add and update merge through git, so the folder holding {} must be a \
+                 repository's root ({message})",
+                crate::answers::ANSWERS_PATH
+            ),
+            Error::UncommittedChanges { changes, .. } => format!(
+                "the working tree must be clean, so that the update can be undone and nothing \
+                 of yours is at risk; changed: {}",
+                changes.join(", ")
+            ),
+            Error::OperationInProgress { .. } => {
+                "one operation at a time: the repository must not be mid-merge or mid-rebase".into()
+            }
+            Error::NoBase {
+                recorded, current, ..
+            } => format!(
+                "the three-way merge needs the last render: the branch new-service/pristine \
+                 (local or fetched), or the same tool and blueprint versions as recorded to \
+                 render it again (recorded: {recorded}; here: {current})"
+            ),
+            Error::Downgrade { .. } => "update never goes back to an older blueprint".into(),
+            Error::WouldOverwrite { .. } => {
+                "update never overwrites a file git does not track (here an ignored one)".into()
+            }
             _ => return None,
         })
     }
@@ -297,6 +418,32 @@ impl Error {
             Error::BlueprintSource { .. } => Some(
                 "a source is a folder holding blueprints/<name>/blueprint.toml (and hooks/)".into(),
             ),
+            Error::UnknownBlueprint { .. } => Some(
+                "use one of the available names, or --blueprints with the source that has it"
+                    .into(),
+            ),
+            Error::NotGenerated { .. } => {
+                Some("cd into the generated repository, or pass -C DIR".into())
+            }
+            Error::NotARepository { .. } => {
+                Some("commit the folder first: git init -b main && git add -A && git commit".into())
+            }
+            Error::UncommittedChanges { .. } => {
+                Some("commit or stash them (git stash --include-untracked), then run again".into())
+            }
+            Error::OperationInProgress { .. } => {
+                Some("finish it (resolve, then git commit) or abort it (git merge --abort)".into())
+            }
+            Error::NoBase { .. } => Some(
+                "git fetch origin new-service/pristine:new-service/pristine (the branch is \
+                 pushed with `git push origin main new-service/pristine`), or run the recorded \
+                 new-service version"
+                    .into(),
+            ),
+            Error::Downgrade { .. } => {
+                Some("point --blueprints at a source with this version or a newer one".into())
+            }
+            Error::WouldOverwrite { .. } => Some("move the file away, then run again".into()),
             _ => None,
         }
     }

@@ -16,6 +16,18 @@ use crate::blueprint::{Blueprint, HookStage, Source};
 use crate::error::{Error, Result};
 use crate::render::Renderer;
 
+/// Whether any hook of `stage` applies to `answers`.
+pub fn any(blueprint: &Blueprint, answers: &Answers, stage: HookStage) -> Result<bool> {
+    let renderer = Renderer::new();
+    for hook in blueprint.manifest.hooks.iter().filter(|h| h.stage == stage) {
+        match &hook.when {
+            Some(when) if !renderer.condition(blueprint, answers, when)? => {}
+            _ => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
 /// Runs the hooks of `stage` whose condition holds, in manifest order, inside `dir`.
 /// Returns the names of the hooks that ran.
 pub fn run(

@@ -12,9 +12,11 @@ pub mod error;
 mod filters;
 pub mod git;
 pub mod hooks;
+pub mod merge;
 pub mod output;
 pub mod render;
 pub mod tree;
+pub mod update;
 
 use std::path::PathBuf;
 

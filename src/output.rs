@@ -1,32 +1,60 @@
 //! The only module that writes files: a rendered tree into place, all or nothing.
 //!
-//! The tree is written into a hidden temporary sibling of the target (same file system,
-//! so the final step is one `rename`), and moved into place only when everything else —
-//! hooks, the git commit — has succeeded. Dropping a [`Staged`] that was not finished
-//! removes it; an interrupt (Ctrl-C, SIGTERM) removes it too, through the handler that
-//! [`remove_staging_on_interrupt`] installs. An existing non-empty target is never touched.
+//! For `new`, the tree is written into a hidden temporary sibling of the target (same
+//! file system, so the final step is one `rename`), and moved into place only when
+//! everything else — hooks, the git commit — has succeeded. Dropping a [`Staged`] that
+//! was not finished removes it; an interrupt (Ctrl-C, SIGTERM) removes it too, through
+//! the handler that [`remove_staging_on_interrupt`] installs. An existing non-empty
+//! target is never touched.
+//!
+//! For `update`, [`patch`] changes files of a working tree in place, each by an atomic
+//! rename, and keeps what it replaced: dropping the [`Patched`] before [`Patched::keep`]
+//! puts every file back. While a patch is in progress an interrupt does not exit; it is
+//! recorded, and the patch stops and undoes itself at the next file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
-use crate::tree::FileTree;
+use crate::tree::{FileTree, TreeFile};
 
-/// Folders being staged right now, for the interrupt handler.
-static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Folders being staged and patches in progress, for the interrupt handler.
+static ACTIVE: Mutex<Active> = Mutex::new(Active {
+    staging: Vec::new(),
+    patches: 0,
+});
 
-/// Installs a Ctrl-C/SIGTERM handler that removes any staging folder, then exits with 130.
+/// Set by the interrupt handler while a patch is in progress.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+struct Active {
+    staging: Vec<PathBuf>,
+    patches: usize,
+}
+
+/// Installs a Ctrl-C/SIGTERM handler: it removes any staging folder and exits with 130,
+/// unless a [`patch`] is in progress, which then undoes itself (see [`interrupted`]).
 /// Call once, at the CLI edge.
 pub fn remove_staging_on_interrupt() {
     let _ = ctrlc::set_handler(|| {
-        if let Ok(staging) = STAGING.lock() {
-            for dir in staging.iter() {
+        if let Ok(active) = ACTIVE.lock() {
+            if active.patches > 0 {
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                return;
+            }
+            for dir in active.staging.iter() {
                 let _ = fs::remove_dir_all(dir);
             }
         }
-        std::process::exit(130);
+        std::process::exit(crate::error::EXIT_INTERRUPTED);
     });
+}
+
+/// Whether an interrupt arrived during a patch; pass it as the `stop` of [`patch`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Refuses a target that exists and is anything but an empty folder.
@@ -112,9 +140,10 @@ pub fn stage(tree: &FileTree, target: &Path, mut on_file: impl FnMut(&str)) -> R
         .prefix(&format!(".{name}.new-service-"))
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
-    STAGING
+    ACTIVE
         .lock()
         .map_err(|_| poisoned())?
+        .staging
         .push(dir.path().to_owned());
     let root = dir.path().to_owned();
     staged.dir = Some(dir);
@@ -141,8 +170,210 @@ fn poisoned() -> Error {
 }
 
 fn forget(dir: &Path) {
-    if let Ok(mut staging) = STAGING.lock() {
-        staging.retain(|d| d != dir);
+    if let Ok(mut active) = ACTIVE.lock() {
+        active.staging.retain(|d| d != dir);
+    }
+}
+
+/// A folder outside any repository holding a tree, removed on drop: where hooks run on
+/// a render that is not written anywhere else.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// Writes `tree` into a new temporary folder.
+    pub fn new(tree: &FileTree) -> Result<Scratch> {
+        let dir = tempfile::Builder::new()
+            .prefix("new-service-render-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        ACTIVE
+            .lock()
+            .map_err(|_| poisoned())?
+            .staging
+            .push(dir.path().to_owned());
+        for (path, file) in tree.iter() {
+            write_file(&dir.path().join(path), file)?;
+        }
+        Ok(Scratch { dir })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every file now in the folder, as a tree (`.git` skipped).
+    pub fn read(&self) -> Result<FileTree> {
+        let mut tree = FileTree::new();
+        read_into(self.dir.path(), self.dir.path(), &mut tree)?;
+        Ok(tree)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        forget(self.dir.path());
+    }
+}
+
+fn read_into(root: &Path, dir: &Path, tree: &mut FileTree) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if kind.is_dir() {
+            if entry.file_name() != ".git" {
+                read_into(root, &path, tree)?;
+            }
+        } else if kind.is_file() {
+            let relative = path
+                .strip_prefix(root)
+                .expect("below the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let contents = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let executable = is_executable(&entry.metadata().map_err(|e| Error::io(&path, e))?);
+            tree.insert(
+                relative,
+                TreeFile {
+                    contents,
+                    executable,
+                },
+            )
+            .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &fs::Metadata) -> bool {
+    false
+}
+
+/// One file of a [`patch`]: what the working tree holds at `path` now, and what it
+/// holds afterwards (`None`: absent).
+#[derive(Debug, Clone, Copy)]
+pub struct Replacement<'a> {
+    /// Path relative to the working tree root.
+    pub path: &'a str,
+    /// The file there now; the caller knows it (update requires a clean tree).
+    pub before: Option<&'a TreeFile>,
+    /// The file there afterwards.
+    pub after: Option<&'a TreeFile>,
+}
+
+/// Changes made by [`patch`], undone on drop unless kept.
+pub struct Patched {
+    root: PathBuf,
+    done: Vec<(String, Option<TreeFile>)>,
+    kept: bool,
+}
+
+impl Patched {
+    /// Makes the changes permanent.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Patched {
+    fn drop(&mut self) {
+        if !self.kept {
+            for (path, before) in self.done.iter().rev() {
+                let dest = self.root.join(path);
+                let _ = match before {
+                    Some(file) => write_file(&dest, file),
+                    None => fs::remove_file(&dest)
+                        .map_err(|e| Error::io(&dest, e))
+                        .map(|()| remove_empty_parents(&self.root, &dest)),
+                };
+            }
+        }
+        if let Ok(mut active) = ACTIVE.lock() {
+            active.patches -= 1;
+        }
+    }
+}
+
+/// Applies `replacements` to the working tree at `root`, calling `on_file` after each.
+/// Refuses, before writing anything, to create a file where an untracked one exists.
+/// Checks `stop` before each file and undoes everything when it returns true.
+pub fn patch<'a>(
+    root: &Path,
+    replacements: &[Replacement<'a>],
+    stop: &dyn Fn() -> bool,
+    mut on_file: impl FnMut(&str),
+) -> Result<Patched> {
+    for r in replacements {
+        if r.before.is_none() && fs::symlink_metadata(root.join(r.path)).is_ok() {
+            return Err(Error::WouldOverwrite {
+                path: r.path.to_owned(),
+            });
+        }
+    }
+    ACTIVE.lock().map_err(|_| poisoned())?.patches += 1;
+    let mut patched = Patched {
+        root: root.to_owned(),
+        done: Vec::with_capacity(replacements.len()),
+        kept: false,
+    };
+    for r in replacements {
+        if stop() {
+            return Err(Error::Interrupted);
+        }
+        let dest = root.join(r.path);
+        match r.after {
+            Some(file) => write_file(&dest, file)?,
+            None => {
+                fs::remove_file(&dest).map_err(|e| Error::io(&dest, e))?;
+                remove_empty_parents(root, &dest);
+            }
+        }
+        patched.done.push((r.path.to_owned(), r.before.cloned()));
+        on_file(r.path);
+    }
+    if stop() {
+        return Err(Error::Interrupted);
+    }
+    Ok(patched)
+}
+
+/// Writes one file by renaming a sibling temporary file over it, creating folders.
+fn write_file(dest: &Path, file: &TreeFile) -> Result<()> {
+    let folder = dest.parent().expect("a file below the root");
+    fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".new-service-")
+        .tempfile_in(folder)
+        .map_err(|e| Error::io(folder, e))?;
+    std::io::Write::write_all(&mut temp, &file.contents).map_err(|e| Error::io(dest, e))?;
+    set_mode(temp.path(), if file.executable { 0o755 } else { 0o644 })
+        .map_err(|e| Error::io(dest, e))?;
+    temp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
+}
+
+/// Removes the folders between `file` and `root` that are left empty, as git does.
+fn remove_empty_parents(root: &Path, file: &Path) {
+    let mut folder = file.parent();
+    while let Some(dir) = folder {
+        if dir == root || fs::remove_dir(dir).is_err() {
+            break;
+        }
+        folder = dir.parent();
     }
 }
 

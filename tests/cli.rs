@@ -2,30 +2,14 @@
 //! named, nothing written), the happy paths, the repository it makes, hooks, dry runs and
 //! the JSON summary. Generated code is compiled by `generated_projects.rs`, not here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as StdCommand;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn fixture_source() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/source")
-}
-
-/// The binary, run in `dir` with an empty, non-terminal stdin and a time limit, so a
-/// prompt that waits for input fails the test instead of hanging it.
-fn new_service(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("new-service").unwrap();
-    cmd.current_dir(dir)
-        .write_stdin("")
-        .timeout(Duration::from_secs(60))
-        .env("GIT_AUTHOR_NAME", "Test Author")
-        .env("GIT_AUTHOR_EMAIL", "author@example.com")
-        .env("GIT_COMMITTER_NAME", "Test Author")
-        .env("GIT_COMMITTER_EMAIL", "author@example.com");
-    cmd
-}
+mod binary;
+use binary::{fixture_source, git, new_service};
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -34,20 +18,6 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = StdCommand::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs `new` with `args` in an empty folder, expects exit 2 with every `needles` on

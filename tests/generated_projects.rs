@@ -11,6 +11,9 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
+mod binary;
+use binary::git;
+
 /// One cell at a time, from generation to the last cargo command. The cells share a
 /// target directory in which same-named crates of different systems share artifacts;
 /// cargo tells them apart by source mtimes, so a cell's files must be written after the
@@ -470,6 +473,162 @@ fn mutual_tls_without_gateway() {
         "mtls-no-gw",
         &["--service", "inventory:rest", "--no-gateway", "--mtls"],
     );
+    check_hygiene(&root, true);
+    build_and_test(&root);
+}
+
+/// Replaces the one occurrence of `from` in the file at `path`.
+fn edit(root: &Path, path: &str, from: &str, to: &str) {
+    let text = std::fs::read_to_string(root.join(path)).unwrap();
+    assert_eq!(text.matches(from).count(), 1, "{path}: {from:?}");
+    std::fs::write(root.join(path), text.replacen(from, to, 1)).unwrap();
+}
+
+/// `add service` on a repository with local edits: a system with one REST service and
+/// Redis events, edited in a service, the README and compose and committed, gets a gRPC
+/// service. The edits must survive, the new service must be wired into every layer
+/// that lists services (the REST service now consumes its events), and the result must
+/// build and pass its tests with no further edit.
+#[test]
+fn a_grpc_service_added_to_an_edited_rest_system_with_redis_events() {
+    let _cell = CELL.lock().unwrap_or_else(|e| e.into_inner());
+    let matrix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("matrix");
+    std::fs::create_dir_all(&matrix).unwrap();
+    let root = matrix.join("add-grpc");
+    if root.exists() {
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    let tool = |dir: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_new-service"))
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "new-service {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    tool(
+        &matrix,
+        &[
+            "new",
+            "demo",
+            "--yes",
+            "--output",
+            "add-grpc",
+            "--service",
+            "catalog:rest",
+            "--messaging",
+            "redis",
+            "--ci",
+            "github",
+        ],
+    );
+
+    // Local edits, committed: in the service's code (and a test of the user's own), in
+    // the README and in compose.
+    edit(
+        &root,
+        "services/catalog/src/main.rs",
+        "const DEFAULT_PORT: u16 = 8081;",
+        "/// Where the catalog listens when `PORT` is not set; the team's port plan.\n\
+         const DEFAULT_PORT: u16 = 8081;",
+    );
+    std::fs::write(
+        root.join("services/catalog/tests/local.rs"),
+        "//! A test the team added.\n\n#[test]\nfn the_team_test_runs() {\n    \
+         assert_eq!(catalog::NAME, \"catalog\");\n}\n",
+    )
+    .unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap()
+        + "\n## Team notes\n\nOn call: the catalog team.\n";
+    std::fs::write(root.join("README.md"), readme).unwrap();
+    edit(
+        &root,
+        "deploy/compose.yaml",
+        "      OTEL_SERVICE_NAME: catalog\n",
+        "      OTEL_SERVICE_NAME: catalog\n      CATALOG_PAGE_SIZE: \"25\"\n",
+    );
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "Team edits"]);
+
+    let report = tool(
+        &root.join("services"),
+        &["add", "service", "orders", "--protocol", "grpc"],
+    );
+    for line in [
+        "  merged        README.md",
+        "  merged        deploy/compose.yaml",
+        "  merged        services/catalog/src/main.rs",
+        "  added         services/orders/Cargo.toml",
+        "  added         proto/orders/v1/service.proto",
+        "  added         docs/runbooks/orders.md",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from:\n{report}");
+    }
+    assert!(!report.contains("conflict"), "{report}");
+    assert_eq!(git(&root, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&root, &["log", "--first-parent", "--format=%s"]),
+        "Add service orders (grpc)\nTeam edits\nGenerate demo with new-service 0.1.0\n",
+        "one commit on main"
+    );
+
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    // The edits survived.
+    assert!(read("services/catalog/src/main.rs").contains("the team's port plan"));
+    assert!(root.join("services/catalog/tests/local.rs").is_file());
+    assert!(read("README.md").ends_with("On call: the catalog team.\n"));
+    assert!(read("deploy/compose.yaml").contains("CATALOG_PAGE_SIZE: \"25\""));
+    // The service is wired into every layer that lists services.
+    let members: toml::Table = read("Cargo.toml").parse().unwrap();
+    let members = members["workspace"]["members"].as_array().unwrap();
+    assert!(
+        members
+            .iter()
+            .any(|m| m.as_str() == Some("services/orders"))
+    );
+    assert!(read("gateway/src/lib.rs").contains("name: \"orders\""));
+    assert!(read("gateway/tests/end_to_end.rs").contains("orders"));
+    let compose: serde_yaml::Value = serde_yaml::from_str(&read("deploy/compose.yaml")).unwrap();
+    assert!(compose["services"]["orders"]["build"].is_mapping());
+    assert_eq!(
+        compose["services"]["gateway"]["environment"]["ORDERS_URL"].as_str(),
+        Some("http://orders:8082")
+    );
+    for manifest in [
+        "deployments",
+        "services",
+        "networkpolicies",
+        "horizontalpodautoscalers",
+        "poddisruptionbudgets",
+        "configmaps",
+        "routes",
+    ] {
+        let text = read(&format!("deploy/k8s/base/{manifest}.yaml"));
+        assert!(
+            text.contains("app.kubernetes.io/name: orders"),
+            "{manifest} lacks orders"
+        );
+    }
+    for overlay in ["dev", "prod"] {
+        let text = read(&format!("deploy/k8s/overlays/{overlay}/kustomization.yaml"));
+        assert!(text.contains("orders"), "{overlay} overlay lacks orders");
+    }
+    assert!(read(".github/workflows/ci.yml").contains("dockerfile: services/orders/Dockerfile"));
+    assert!(read("docs/architecture.md").contains("orders"));
+    assert!(root.join("proto/orders/v1/service.proto").is_file());
+    assert!(root.join("buf.yaml").is_file());
+    assert!(read("docs/runbooks/orders.md").contains("`orders`"));
+    assert!(
+        read("services/catalog/src/main.rs").contains("let publishers = [\"orders\"];"),
+        "the REST service consumes the new service's events"
+    );
+    assert!(read("services/orders/src/main.rs").contains("\"catalog\""));
     check_hygiene(&root, true);
     build_and_test(&root);
 }
