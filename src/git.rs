@@ -152,35 +152,49 @@ impl Repo {
         Ok(self.repo.head()?.peel_to_commit()?.id())
     }
 
-    /// The tip of [`PRISTINE_BRANCH`], locally or, in a clone that has not checked it
-    /// out, as a remote-tracking branch.
-    pub fn pristine_tip(&self) -> Result<Option<Oid>> {
+    /// The last render `head` merged, and the newest tip of [`PRISTINE_BRANCH`] (the
+    /// parent of the next render). The branch is looked for locally and as any
+    /// remote-tracking branch: after `git pull`, the local branch can be behind a render
+    /// that a teammate merged and pushed, so the newest merge base wins. The render is
+    /// `None` when no tip shares history with `head`.
+    pub fn last_render(&self, head: Oid) -> Result<(Option<Oid>, Option<Oid>)> {
+        let mut tips = Vec::new();
         if let Some(id) = self.resolve(PRISTINE_REF)? {
-            return Ok(Some(id));
+            tips.push(id);
         }
         for reference in self
             .repo
             .references_glob("refs/remotes/*/new-service/pristine")?
         {
-            if let Some(id) = reference?.target() {
-                return Ok(Some(id));
+            tips.extend(reference?.target());
+        }
+        let (mut render, mut newest_tip) = (None, None);
+        for tip in tips {
+            newest_tip = Some(self.newer(newest_tip, tip)?);
+            match self.repo.merge_base(head, tip) {
+                Ok(base) => render = Some(self.newer(render, base)?),
+                Err(e) if e.code() == ErrorCode::NotFound => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(None)
+        Ok((render, newest_tip))
+    }
+
+    /// `candidate` when it descends from `current` (or there is no current), else `current`.
+    fn newer(&self, current: Option<Oid>, candidate: Oid) -> Result<Oid> {
+        Ok(match current {
+            Some(current)
+                if current == candidate
+                    || !self.repo.graph_descendant_of(candidate, current)? =>
+            {
+                current
+            }
+            _ => candidate,
+        })
     }
 
     fn resolve(&self, name: &str) -> Result<Option<Oid>> {
         match self.repo.refname_to_id(name) {
-            Ok(id) => Ok(Some(id)),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The newest pristine render that `head` descends from: the merge base of `head`
-    /// and the pristine tip.
-    pub fn merged_render(&self, head: Oid, pristine: Oid) -> Result<Option<Oid>> {
-        match self.repo.merge_base(head, pristine) {
             Ok(id) => Ok(Some(id)),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -292,21 +306,24 @@ impl Repo {
         let pristine_before = self.resolve(PRISTINE_REF)?;
         let result = self.record_steps(plan, &head, render, message, commit);
         if result.is_err() {
-            let mut index = self.repo.index()?;
-            index.read_tree(&head.tree()?)?;
-            index.write()?;
-            self.remove_merge_state();
-            match pristine_before {
-                Some(id) => {
-                    self.repo
-                        .reference(PRISTINE_REF, id, true, "new-service: undo")?;
-                }
-                None => {
-                    if let Ok(mut r) = self.repo.find_reference(PRISTINE_REF) {
-                        r.delete()?;
-                    }
+            // Best effort, step by step: the error to report is the first one.
+            if let Ok(mut index) = self.repo.index() {
+                let restored = head.tree().and_then(|tree| index.read_tree(&tree));
+                if restored.is_ok() {
+                    let _ = index.write();
                 }
             }
+            self.remove_merge_state();
+            let _ = match pristine_before {
+                Some(id) => self
+                    .repo
+                    .reference(PRISTINE_REF, id, true, "new-service: undo")
+                    .map(drop),
+                None => self
+                    .repo
+                    .find_reference(PRISTINE_REF)
+                    .and_then(|mut r| r.delete()),
+            };
         }
         result
     }

@@ -195,11 +195,7 @@ pub fn prepare(options: &UpdateOptions<'_>) -> Result<Update> {
     }
 
     let head = repo.head()?;
-    let pristine_tip = repo.pristine_tip()?;
-    let merged = match pristine_tip {
-        Some(tip) => repo.merged_render(head, tip)?,
-        None => None,
-    };
+    let (merged, pristine_tip) = repo.last_render(head)?;
     let (base_source, base) = match merged {
         Some(commit) => (BaseSource::PristineBranch, repo.read_commit(commit)?),
         None if recorded == current => (
@@ -567,17 +563,21 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_while_recording_undoes_the_files_and_the_index() {
-        let (_tmp, root, source) = generated();
-        let before = snapshot(&root);
-        let update = add_beta(&root, &source);
-        // Another git process holds the index.
-        std::fs::write(root.join(".git/index.lock"), "").unwrap();
-        let result = update.apply(true, &|| false, &mut |_| {});
-        assert!(matches!(result, Err(Error::Git(_))), "{result:?}");
-        std::fs::remove_file(root.join(".git/index.lock")).unwrap();
-        assert_eq!(snapshot(&root), before);
-        assert!(!root.join("services/beta").exists());
+    fn a_failure_while_recording_undoes_the_files_the_index_and_the_branches() {
+        // Another git process holds the index (the first write fails), or the branch
+        // (the last step, the commit, fails after the index and the pristine branch
+        // were written).
+        for lock in [".git/index.lock", ".git/refs/heads/main.lock"] {
+            let (_tmp, root, source) = generated();
+            let before = snapshot(&root);
+            let update = add_beta(&root, &source);
+            std::fs::write(root.join(lock), "").unwrap();
+            let result = update.apply(true, &|| false, &mut |_| {});
+            assert!(matches!(result, Err(Error::Git(_))), "{lock}: {result:?}");
+            std::fs::remove_file(root.join(lock)).unwrap();
+            assert_eq!(snapshot(&root), before, "{lock}");
+            assert!(!root.join("services/beta").exists());
+        }
     }
 
     #[test]

@@ -557,3 +557,53 @@ fn dry_run_json_lists_every_file_with_its_outcome() {
     assert_eq!(plan["answers"]["services"][1]["name"], "beta");
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
 }
+
+#[test]
+fn a_local_pristine_branch_behind_a_pulled_update_does_not_move_the_base_back() {
+    let (_tmp, origin) = generated();
+    let v1 = fixture_source().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    git(
+        tmp.path(),
+        &["clone", "-q", origin.to_str().unwrap(), "mine"],
+    );
+    let mine = tmp.path().join("mine");
+    git(
+        &mine,
+        &[
+            "branch",
+            "-q",
+            "new-service/pristine",
+            "origin/new-service/pristine",
+        ],
+    );
+    // A teammate adds a service in the origin; here, `git pull` takes main only.
+    new_service(&origin)
+        .args(["add", "service", "beta", "--blueprints", &v1])
+        .assert()
+        .success();
+    git(&mine, &["pull", "-q", "--ff-only"]);
+    assert_ne!(
+        git(&mine, &["rev-parse", "new-service/pristine"]),
+        git(&mine, &["rev-parse", "origin/new-service/pristine"]),
+        "the local branch is behind"
+    );
+    assert_eq!(update(&mine, &["--check", "--blueprints", &v1]).0, 0);
+    new_service(&mine)
+        .args(["add", "service", "gamma", "--blueprints", &v1])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "  added         services/gamma/env.toml",
+        ))
+        .stdout(predicate::str::contains("services/beta").not());
+    assert_eq!(
+        read(&mine, "system.txt"),
+        "name: demo\n- Alpha\n- Beta\n- Gamma\n"
+    );
+    assert_eq!(
+        git(&mine, &["rev-parse", "new-service/pristine^"]),
+        git(&mine, &["rev-parse", "origin/new-service/pristine"]),
+        "the new render follows the newest one"
+    );
+}
