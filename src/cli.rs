@@ -40,6 +40,7 @@ enum Command {
     Add(AddCommand),
     /// Re-render a generated repository with the current blueprints and merge the
     /// result into it three ways (conflicts are left as git conflicts).
+    #[command(after_help = UPDATE_EXIT_CODES)]
     Update(UpdateArgs),
     /// List and inspect blueprints.
     #[command(subcommand)]
@@ -63,8 +64,15 @@ enum BlueprintsCommand {
 enum AddCommand {
     /// Add a service: its crate, and the gateway, compose, Kubernetes, CI, contracts and
     /// docs rewired to match.
+    #[command(after_help = UPDATE_EXIT_CODES)]
     Service(AddServiceArgs),
 }
+
+/// The exit codes of `add` and `update`, for their help.
+const UPDATE_EXIT_CODES: &str = "Exit codes: 0 done (or already up to date); 1 conflicts left \
+to resolve, as after `git merge`, or another failure; 2 refused, nothing changed (uncommitted \
+changes, not a generated repository, invalid answers or name); 3 an update is available \
+(--check); 130 interrupted, nothing changed.";
 
 /// Flags of `add service`.
 #[derive(Debug, Args)]

@@ -607,3 +607,65 @@ fn a_local_pristine_branch_behind_a_pulled_update_does_not_move_the_base_back() 
         "the new render follows the newest one"
     );
 }
+
+#[test]
+fn an_interrupted_add_exits_130_and_leaves_the_repository_and_no_scratch_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = fixture_source().display().to_string();
+    // The fixture's `slow` hook (before-commit, 30 s) applies when the owner is "slow";
+    // `new` skips it, `add` runs it on the new render in a scratch folder.
+    new_service(tmp.path())
+        .args(["new", "demo", "--yes", "--owner", "slow", "--no-hooks"])
+        .args(["--blueprints", &source])
+        .assert()
+        .success();
+    let repo = tmp.path().join("demo");
+    let before = state(&repo);
+    let scratch_root = tmp.path().join("tmp");
+    std::fs::create_dir(&scratch_root).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_new-service"))
+        .args(["add", "service", "beta", "--blueprints", &source])
+        .current_dir(&repo)
+        .env("TMPDIR", &scratch_root)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let hook_running = || {
+        std::fs::read_dir(&scratch_root)
+            .unwrap()
+            .any(|e| e.unwrap().path().join("SLOW-STARTED").exists())
+    };
+    while !hook_running() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "hook never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(state(&repo), before);
+    assert_eq!(
+        std::fs::read_dir(&scratch_root).unwrap().count(),
+        0,
+        "the scratch render is removed"
+    );
+}
+
+#[test]
+fn help_names_every_flag_and_the_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("update_help", &["update", "--help"][..]),
+        ("add_service_help", &["add", "service", "--help"][..]),
+    ] {
+        let help = new_service(tmp.path()).args(args).output().unwrap();
+        assert!(help.status.success());
+        insta::assert_snapshot!(name, String::from_utf8_lossy(&help.stdout));
+    }
+}
