@@ -137,7 +137,7 @@ fn main() {
             start: dir.clone(),
             source: &source,
             change: add_orders(),
-            hooks: false,
+            hooks: true,
             check_only: false,
         };
         let (prepared, t_prepare) = timed(|| update::prepare(&options).expect("prepare"));
@@ -181,14 +181,7 @@ fn main() {
         // The binary, end to end, on a copy of the same repository.
         let (_, t_binary) = timed(|| {
             let out = Command::new(env!("CARGO_BIN_EXE_new-service"))
-                .args([
-                    "add",
-                    "service",
-                    "orders",
-                    "--protocol",
-                    "grpc",
-                    "--no-hooks",
-                ])
+                .args(["add", "service", "orders", "--protocol", "grpc"])
                 .current_dir(&bin_dir)
                 .output()
                 .expect("spawn");

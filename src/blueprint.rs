@@ -244,6 +244,10 @@ pub enum HookStage {
     BeforeCommit,
     /// After the commit (or after writing, with `--no-git`): for set-up outside the tree.
     AfterCommit,
+    /// In `update` and `add` only, in the repository once the merged files are written
+    /// and before the merge commit: what it changes (a lock file brought in line) is
+    /// committed with the merge, or undone with it. Skipped when the merge left conflicts.
+    AfterMerge,
 }
 
 impl FileRule {

@@ -109,7 +109,8 @@ struct RepositoryArgs {
     /// Leave the merge staged for `git commit` instead of committing it.
     #[arg(long)]
     no_commit: bool,
-    /// Do not run the blueprint's before-commit hooks on the new render.
+    /// Do not run the blueprint's after-merge hooks (such as the one that brings a
+    /// committed Cargo.lock in line).
     #[arg(long)]
     no_hooks: bool,
     #[command(flatten)]
@@ -475,6 +476,9 @@ fn print_applied(plan: &new_service::merge::Plan, applied: &Applied, json: bool)
             "commit": applied.commit,
             "render": applied.render,
             "conflicts": applied.conflicts,
+            "hooks": applied.hooks,
+            "hook_files": applied.hook_files,
+            "hooks_skipped": applied.hooks_skipped,
             "counts": counts_json(plan),
             "files": files_json(plan),
         }));
@@ -490,6 +494,20 @@ fn print_applied(plan: &new_service::merge::Plan, applied: &Applied, json: bool)
         return;
     }
     write_outcomes(&mut out, plan);
+    for path in &applied.hook_files {
+        let _ = writeln!(out, "  {:<13} {path}", "hook");
+    }
+    if !applied.hooks.is_empty() {
+        let _ = writeln!(out, "After-merge hooks: {}.", applied.hooks.join(", "));
+    }
+    if !applied.hooks_skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "After-merge hooks not run because of the conflicts (do what they do once \
+             resolved): {}.",
+            applied.hooks_skipped.join(", ")
+        );
+    }
     match (&applied.state, &applied.commit) {
         (AppliedState::Committed, Some(commit)) => {
             let _ = writeln!(out, "Committed {}.", &commit[..12.min(commit.len())]);
@@ -638,6 +656,7 @@ fn show_step(bar: &ProgressBar, step: Step<'_>) {
         }
         Step::Hooks(HookStage::BeforeCommit) => bar.set_message("hooks (before commit)"),
         Step::Hooks(HookStage::AfterCommit) => bar.set_message("hooks (after commit)"),
+        Step::Hooks(HookStage::AfterMerge) => bar.set_message("hooks (after merge)"),
         Step::Committing => bar.set_message("committing"),
         Step::Finishing => bar.set_message("moving into place"),
     }

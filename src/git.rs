@@ -110,27 +110,20 @@ impl Repo {
                 operation: operation.into(),
             });
         }
-        let mut options = StatusOptions::new();
-        options
-            .include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false)
-            .exclude_submodules(false);
-        let statuses = self.repo.statuses(Some(&mut options))?;
-        let changes: Vec<String> = statuses
-            .iter()
-            .filter(|s| s.status() != Status::CURRENT && !s.status().is_ignored())
-            .map(|s| {
-                let letter = if s.status().is_wt_new() {
+        let changes: Vec<String> = self
+            .changes()?
+            .into_iter()
+            .map(|(path, status)| {
+                let letter = if status.is_wt_new() {
                     "??"
-                } else if s.status().is_conflicted() {
+                } else if status.is_conflicted() {
                     "U"
-                } else if s.status().is_wt_deleted() || s.status().is_index_deleted() {
+                } else if status.is_wt_deleted() || status.is_index_deleted() {
                     "D"
                 } else {
                     "M"
                 };
-                format!("{letter} {}", s.path().unwrap_or("(non-UTF-8 path)"))
+                format!("{letter} {path}")
             })
             .collect();
         if changes.is_empty() {
@@ -145,6 +138,26 @@ impl Repo {
             path: self.root.clone(),
             changes: shown,
         })
+    }
+
+    /// Every path that differs from `HEAD` in the index or the working tree, untracked
+    /// ones included, ignored ones not.
+    pub fn changes(&self) -> Result<Vec<(String, Status)>> {
+        let mut options = StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .exclude_submodules(false);
+        let statuses = self.repo.statuses(Some(&mut options))?;
+        Ok(statuses
+            .iter()
+            .filter(|s| s.status() != Status::CURRENT && !s.status().is_ignored())
+            .map(|s| {
+                let path = String::from_utf8_lossy(s.path_bytes()).into_owned();
+                (path, s.status())
+            })
+            .collect())
     }
 
     /// The commit `HEAD` points at.
@@ -290,21 +303,23 @@ impl Repo {
             .commit(None, &author, &committer, message, &tree, &parents)?)
     }
 
-    /// Records an applied plan, whose files are already in the working tree: the index
-    /// (with conflicts as git's three stages), the pristine branch at `render`, and then
+    /// Records an applied plan, whose files are already in the working tree, and the
+    /// `extra` paths that after-merge hooks changed: the index (with conflicts as git's
+    /// three stages), the pristine branch at `render`, and then
     /// either a merge commit of `render` into `HEAD` or, with conflicts or when `commit`
     /// is false, a merge in progress that `git commit` concludes. On failure the index and
     /// the branches are as they were.
     pub fn record(
         &self,
         plan: &Plan,
+        extra: &[String],
         render: Oid,
         message: &str,
         commit: bool,
     ) -> Result<Recorded> {
         let head = self.repo.head()?.peel_to_commit()?;
         let pristine_before = self.resolve(PRISTINE_REF)?;
-        let result = self.record_steps(plan, &head, render, message, commit);
+        let result = self.record_steps(plan, extra, &head, render, message, commit);
         if result.is_err() {
             // Best effort, step by step: the error to report is the first one.
             if let Ok(mut index) = self.repo.index() {
@@ -331,6 +346,7 @@ impl Repo {
     fn record_steps(
         &self,
         plan: &Plan,
+        extra: &[String],
         head: &git2::Commit<'_>,
         render: Oid,
         message: &str,
@@ -354,6 +370,13 @@ impl Repo {
                 index.add_path(path)?;
             } else {
                 index.remove_path(path)?;
+            }
+        }
+        for path in extra {
+            if self.root.join(path).exists() {
+                index.add_path(Path::new(path))?;
+            } else {
+                index.remove_path(Path::new(path))?;
             }
         }
         index.write()?;

@@ -16,16 +16,21 @@ use crate::blueprint::{Blueprint, HookStage, Source};
 use crate::error::{Error, Result};
 use crate::render::Renderer;
 
-/// Whether any hook of `stage` applies to `answers`.
-pub fn any(blueprint: &Blueprint, answers: &Answers, stage: HookStage) -> Result<bool> {
+/// The names of the hooks of `stage` whose condition holds for `answers`.
+pub fn applicable(
+    blueprint: &Blueprint,
+    answers: &Answers,
+    stage: HookStage,
+) -> Result<Vec<String>> {
     let renderer = Renderer::new();
+    let mut names = Vec::new();
     for hook in blueprint.manifest.hooks.iter().filter(|h| h.stage == stage) {
         match &hook.when {
             Some(when) if !renderer.condition(blueprint, answers, when)? => {}
-            _ => return Ok(true),
+            _ => names.push(hook.name.clone()),
         }
     }
-    Ok(false)
+    Ok(names)
 }
 
 /// Runs the hooks of `stage` whose condition holds, in manifest order, inside `dir`.
@@ -63,6 +68,7 @@ pub fn run(
                 match stage {
                     HookStage::BeforeCommit => "before-commit",
                     HookStage::AfterCommit => "after-commit",
+                    HookStage::AfterMerge => "after-merge",
                 },
             )
             .env("NEW_SERVICE_GIT", if git { "1" } else { "0" })

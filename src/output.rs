@@ -283,6 +283,12 @@ pub struct Patched {
 }
 
 impl Patched {
+    /// Takes over a change that something else (a hook) made at `path`, so that it is
+    /// undone with the rest: `before` is what the path held before the patch.
+    pub fn adopt(&mut self, path: &str, before: Option<TreeFile>) {
+        self.done.push((path.to_owned(), before));
+    }
+
     /// Makes the changes permanent.
     pub fn keep(mut self) {
         self.kept = true;

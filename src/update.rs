@@ -45,7 +45,9 @@ pub struct UpdateOptions<'a> {
     pub source: &'a Source,
     /// How the recorded answers change.
     pub change: Change,
-    /// Run the blueprint's `before-commit` hooks on the new render, as `new` did.
+    /// Run the blueprint's `after-merge` hooks in the repository. (Its `before-commit`
+    /// hooks always run, on each render in a scratch folder: their output is part of
+    /// what the blueprint renders, and leaving it out would remove it.)
     pub hooks: bool,
     /// Only compare the base with the new render (`--check`): the working tree may be
     /// dirty and a missing base is not an error.
@@ -66,9 +68,12 @@ pub enum BaseSource {
 }
 
 /// An update computed in memory, ready to apply.
-pub struct Update {
+pub struct Update<'s> {
     root: PathBuf,
     repo: Repo,
+    source: &'s Source,
+    blueprint: &'s Blueprint,
+    hooks: bool,
     change: Change,
     answers: Answers,
     recorded: Generator,
@@ -110,6 +115,13 @@ pub struct Applied {
     pub render: Option<String>,
     /// Paths left with conflicts.
     pub conflicts: Vec<String>,
+    /// The after-merge hooks that ran.
+    pub hooks: Vec<String>,
+    /// Files those hooks changed, committed with the merge.
+    pub hook_files: Vec<String>,
+    /// After-merge hooks not run because the merge left conflicts: run what they do
+    /// after resolving.
+    pub hooks_skipped: Vec<String>,
 }
 
 /// The end state of an applied update.
@@ -135,7 +147,7 @@ pub fn find_root(start: &Path) -> Result<PathBuf> {
 }
 
 /// Finds the repository, checks it, and computes the update in memory.
-pub fn prepare(options: &UpdateOptions<'_>) -> Result<Update> {
+pub fn prepare<'s>(options: &UpdateOptions<'s>) -> Result<Update<'s>> {
     let root = find_root(&options.start)?;
     let repo = Repo::open(&root)?;
     if !options.check_only {
@@ -200,7 +212,7 @@ pub fn prepare(options: &UpdateOptions<'_>) -> Result<Update> {
         Some(commit) => (BaseSource::PristineBranch, repo.read_commit(commit)?),
         None if recorded == current => (
             BaseSource::Rerendered,
-            render_system(options.source, blueprint, &old_answers, options.hooks)?,
+            render_system(options.source, blueprint, &old_answers)?,
         ),
         None if options.check_only => (BaseSource::Missing, FileTree::new()),
         None => {
@@ -211,7 +223,7 @@ pub fn prepare(options: &UpdateOptions<'_>) -> Result<Update> {
             });
         }
     };
-    let theirs = render_system(options.source, blueprint, &answers, options.hooks)?;
+    let theirs = render_system(options.source, blueprint, &answers)?;
 
     let paths: std::collections::BTreeSet<&str> = base.paths().chain(theirs.paths()).collect();
     let ours = repo.read_paths(head, paths)?;
@@ -231,6 +243,9 @@ pub fn prepare(options: &UpdateOptions<'_>) -> Result<Update> {
     Ok(Update {
         root,
         repo,
+        source: options.source,
+        blueprint,
+        hooks: options.hooks,
         change: options.change.clone(),
         answers,
         recorded,
@@ -243,16 +258,11 @@ pub fn prepare(options: &UpdateOptions<'_>) -> Result<Update> {
     })
 }
 
-/// The render of `answers`, with the `before-commit` hooks' changes when `hooks` is on,
-/// exactly as `new` committed it.
-fn render_system(
-    source: &Source,
-    blueprint: &Blueprint,
-    answers: &Answers,
-    hooks: bool,
-) -> Result<FileTree> {
+/// The render of `answers` with the `before-commit` hooks' changes, exactly as `new`
+/// committed it.
+fn render_system(source: &Source, blueprint: &Blueprint, answers: &Answers) -> Result<FileTree> {
     let tree = render::render(blueprint, answers)?;
-    if !hooks || !hooks::any(blueprint, answers, HookStage::BeforeCommit)? {
+    if hooks::applicable(blueprint, answers, HookStage::BeforeCommit)?.is_empty() {
         return Ok(tree);
     }
     let scratch = output::Scratch::new(&tree)?;
@@ -267,7 +277,7 @@ fn render_system(
     scratch.read()
 }
 
-impl Update {
+impl Update<'_> {
     /// The repository root.
     pub fn root(&self) -> &Path {
         &self.root
@@ -348,6 +358,9 @@ impl Update {
                 commit: None,
                 render: None,
                 conflicts,
+                hooks: Vec::new(),
+                hook_files: Vec::new(),
+                hooks_skipped: Vec::new(),
             });
         }
         let render_message = format!(
@@ -374,12 +387,31 @@ impl Update {
         progress(Step::Rendered {
             files: replacements.len(),
         });
-        let patched = output::patch(&self.root, &replacements, stop, |path| {
+        let mut patched = output::patch(&self.root, &replacements, stop, |path| {
             progress(Step::Wrote(path))
         })?;
+        let stage = HookStage::AfterMerge;
+        let applicable = match self.hooks {
+            true => hooks::applicable(self.blueprint, &self.answers, stage)?,
+            false => Vec::new(),
+        };
+        let (hooks, hook_files, hooks_skipped) = if applicable.is_empty() {
+            (Vec::new(), Vec::new(), Vec::new())
+        } else if conflicts.is_empty() {
+            progress(Step::Hooks(stage));
+            let (ran, files) = self.after_merge(&mut patched)?;
+            (ran, files, Vec::new())
+        } else {
+            (Vec::new(), Vec::new(), applicable)
+        };
+        if stop() {
+            return Err(Error::Interrupted);
+        }
         progress(Step::Committing);
         let message = self.message(&render.to_string(), &conflicts);
-        let recorded = self.repo.record(&self.plan, render, &message, commit)?;
+        let recorded = self
+            .repo
+            .record(&self.plan, &hook_files, render, &message, commit)?;
         patched.keep();
         let (state, commit) = match recorded {
             Recorded::Committed { commit } => (AppliedState::Committed, Some(commit)),
@@ -391,7 +423,41 @@ impl Update {
             commit,
             render: Some(render.to_string()),
             conflicts,
+            hooks,
+            hook_files,
+            hooks_skipped,
         })
+    }
+
+    /// Runs the after-merge hooks in the repository and makes what they change part of
+    /// the patch. Returns the hooks that ran and the files they changed.
+    fn after_merge(&self, patched: &mut output::Patched) -> Result<(Vec<String>, Vec<String>)> {
+        let changed_before: std::collections::BTreeSet<String> = self
+            .repo
+            .changes()?
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        let ran = hooks::run(
+            self.source,
+            self.blueprint,
+            &self.answers,
+            HookStage::AfterMerge,
+            &self.root,
+            true,
+        );
+        // What the hooks changed is undone with the rest, even when one failed.
+        let head = self.repo.head()?;
+        let mut files = Vec::new();
+        for (path, _) in self.repo.changes()? {
+            if changed_before.contains(&path) {
+                continue;
+            }
+            let before = self.repo.read_paths(head, [path.as_str()])?;
+            patched.adopt(&path, before.get(&path).cloned());
+            files.push(path);
+        }
+        Ok((ran?, files))
     }
 
     /// The merge commit's message (also `MERGE_MSG` when the user concludes the merge).
@@ -531,7 +597,7 @@ mod tests {
         (refs, files, repo.statuses(None).unwrap().len())
     }
 
-    fn add_beta(root: &Path, source: &Source) -> Update {
+    fn add_beta<'s>(root: &Path, source: &'s Source) -> Update<'s> {
         prepare(&UpdateOptions {
             start: root.to_owned(),
             source,

@@ -153,6 +153,17 @@ fn cargo(root: &Path, args: &[&str]) {
 fn cargo_command(root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args(args).current_dir(root);
+    without_outer_cargo(&mut cmd);
+    cmd.env("CARGO_TARGET_DIR", shared_target())
+        // The matrix only builds and tests: incremental state and full debug info would
+        // multiply the shared target directory's size for nothing.
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
+    cmd
+}
+
+/// Removes the outer cargo's variables (its toolchain override included) from `cmd`.
+fn without_outer_cargo(cmd: &mut Command) {
     for (key, _) in std::env::vars() {
         if (key.starts_with("CARGO_") && key != "CARGO_HOME")
             || key == "RUSTUP_TOOLCHAIN"
@@ -161,12 +172,6 @@ fn cargo_command(root: &Path, args: &[&str]) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("CARGO_TARGET_DIR", shared_target())
-        // The matrix only builds and tests: incremental state and full debug info would
-        // multiply the shared target directory's size for nothing.
-        .env("CARGO_INCREMENTAL", "0")
-        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
-    cmd
 }
 
 fn build_and_test(root: &Path) {
@@ -498,12 +503,12 @@ fn a_grpc_service_added_to_an_edited_rest_system_with_redis_events() {
     if root.exists() {
         std::fs::remove_dir_all(&root).unwrap();
     }
+    // The tool runs the blueprint's after-merge hook, `cargo update --workspace`, which
+    // must see the generated workspace's toolchain, not this test's.
     let tool = |dir: &Path, args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_new-service"))
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_new-service"));
+        without_outer_cargo(&mut cmd);
+        let out = cmd.args(args).current_dir(dir).output().unwrap();
         assert!(
             out.status.success(),
             "new-service {args:?}:\n{}{}",
@@ -530,7 +535,8 @@ fn a_grpc_service_added_to_an_edited_rest_system_with_redis_events() {
     );
 
     // Local edits, committed: in the service's code (and a test of the user's own), in
-    // the README and in compose.
+    // the README and in compose; and the Cargo.lock, as the Dockerfiles advise.
+    cargo(&root, &["generate-lockfile"]);
     edit(
         &root,
         "services/catalog/src/main.rs",
@@ -571,6 +577,7 @@ fn a_grpc_service_added_to_an_edited_rest_system_with_redis_events() {
         assert!(report.contains(line), "{line:?} missing from:\n{report}");
     }
     assert!(!report.contains("conflict"), "{report}");
+    assert!(report.contains("  hook          Cargo.lock\n"), "{report}");
     assert_eq!(git(&root, &["status", "--porcelain"]), "");
     assert_eq!(
         git(&root, &["log", "--first-parent", "--format=%s"]),
@@ -629,6 +636,11 @@ fn a_grpc_service_added_to_an_edited_rest_system_with_redis_events() {
         "the REST service consumes the new service's events"
     );
     assert!(read("services/orders/src/main.rs").contains("\"catalog\""));
+    // The after-merge hook locked the new crate, in the merge commit: --locked works.
+    assert!(read("Cargo.lock").contains("name = \"orders\""));
+    let merged = git(&root, &["diff", "--name-only", "HEAD^1", "HEAD"]);
+    assert!(merged.lines().any(|l| l == "Cargo.lock"), "{merged}");
+    cargo(&root, &["metadata", "--locked", "--format-version", "1"]);
     check_hygiene(&root, true);
     build_and_test(&root);
 }
