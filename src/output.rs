@@ -193,10 +193,11 @@ impl Scratch {
             .map_err(|_| poisoned())?
             .staging
             .push(dir.path().to_owned());
+        let scratch = Scratch { dir };
         for (path, file) in tree.iter() {
-            write_file(&dir.path().join(path), file)?;
+            write_file(&scratch.path().join(path), file)?;
         }
-        Ok(Scratch { dir })
+        Ok(scratch)
     }
 
     /// The folder.
