@@ -417,7 +417,7 @@ fn run_update(
         check_only: false,
     })?;
     if args.dry_run {
-        print_update(&prepared, args.json);
+        print_update(&prepared, args.json)?;
         return Ok(0);
     }
     let plan = prepared.plan().clone();
@@ -436,9 +436,10 @@ fn run_update(
 }
 
 /// A dry run's per-file outcomes, for people or as JSON.
-fn print_update(prepared: &Update, json: bool) {
+fn print_update(prepared: &Update, json: bool) -> Result<()> {
     let plan = prepared.plan();
     let (recorded, current) = prepared.versions();
+    let hooks = prepared.after_merge_hooks()?;
     if json {
         print_json(&serde_json::json!({
             "dry_run": true,
@@ -448,10 +449,11 @@ fn print_update(prepared: &Update, json: bool) {
             "recorded": recorded,
             "current": current,
             "answers": prepared.answers(),
+            "after_merge_hooks": hooks,
             "counts": counts_json(plan),
             "files": files_json(plan),
         }));
-        return;
+        return Ok(());
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -465,7 +467,16 @@ fn print_update(prepared: &Update, json: bool) {
         current.tool_version
     );
     write_outcomes(&mut out, plan);
+    if !hooks.is_empty() {
+        let _ = writeln!(
+            out,
+            "Then the after-merge hooks would run, and what they change be committed with \
+             the merge: {}.",
+            hooks.join(", ")
+        );
+    }
     let _ = writeln!(out, "Nothing was written (--dry-run).");
+    Ok(())
 }
 
 fn print_applied(plan: &new_service::merge::Plan, applied: &Applied, json: bool) {

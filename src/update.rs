@@ -303,6 +303,15 @@ impl Update<'_> {
         self.base_source
     }
 
+    /// The after-merge hooks that [`Update::apply`] would run: none with `--no-hooks`
+    /// or when the merge leaves conflicts.
+    pub fn after_merge_hooks(&self) -> Result<Vec<String>> {
+        if !self.hooks || self.plan.has_conflicts() || self.up_to_date() {
+            return Ok(Vec::new());
+        }
+        hooks::applicable(self.blueprint, &self.answers, HookStage::AfterMerge)
+    }
+
     /// Whether the new render equals the last one: nothing to merge.
     pub fn up_to_date(&self) -> bool {
         self.base == self.theirs

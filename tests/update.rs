@@ -134,6 +134,10 @@ fn update_merges_the_new_blueprint_and_leaves_true_conflicts_to_git() {
     ] {
         assert!(plan.contains(line), "{line:?} missing from:\n{plan}");
     }
+    assert!(
+        !plan.contains("after-merge hooks would run"),
+        "not with conflicts"
+    );
     assert_eq!(state(&repo), before, "a dry run writes nothing");
 
     let (code, report) = update(&repo, &["--blueprints", &v2()]);
@@ -682,6 +686,21 @@ fn after_merge_hooks_changes_are_committed_with_the_merge_or_undone_with_it() {
     // services, as the built-in blueprint's keeps a committed Cargo.lock.
     write(&repo, "LOCK", "alpha\n");
     commit_all(&repo, "Lock");
+    new_service(&repo)
+        .args([
+            "add",
+            "service",
+            "beta",
+            "--dry-run",
+            "--blueprints",
+            &source,
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Then the after-merge hooks would run, and what they change be committed with \
+             the merge: lock.",
+        ));
     new_service(&repo)
         .args(["add", "service", "beta", "--blueprints", &source])
         .assert()
