@@ -290,7 +290,16 @@ impl Source {
         }
         let mut files = BTreeMap::new();
         for top in ["blueprints", "hooks"] {
-            read_tree(dir, &dir.join(top), &mut files)?;
+            crate::output::read_files(dir, &dir.join(top), &mut |path, bytes, executable| {
+                files.insert(
+                    path,
+                    SourceFile {
+                        bytes: Cow::Owned(bytes),
+                        executable,
+                    },
+                );
+                Ok(())
+            })?;
         }
         Source::from_files(&dir.display().to_string(), files)
     }
@@ -469,54 +478,6 @@ impl Blueprint {
 }
 
 /// Reads every file under `dir` into `files`, keyed relative to `root`.
-fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, SourceFile>) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if kind.is_dir() {
-            if entry.file_name() != ".git" {
-                read_tree(root, &path, files)?;
-            }
-        } else if kind.is_file() {
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let relative = path.strip_prefix(root).expect("walked from root");
-            let key = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            files.insert(
-                key,
-                SourceFile {
-                    bytes: Cow::Owned(bytes),
-                    executable: is_executable(&entry),
-                },
-            );
-        }
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn is_executable(entry: &std::fs::DirEntry) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    entry
-        .metadata()
-        .map(|m| m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-#[cfg(not(unix))]
-fn is_executable(_: &std::fs::DirEntry) -> bool {
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

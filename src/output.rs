@@ -11,6 +11,9 @@
 //! rename, and keeps what it replaced: dropping the [`Patched`] before [`Patched::keep`]
 //! puts every file back. While a patch is in progress an interrupt does not exit; it is
 //! recorded, and the patch stops and undoes itself at the next file.
+//!
+//! It also reads folders of files back ([`read_files`]): blueprint sources, and renders
+//! that hooks changed in a [`Scratch`] folder.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -208,7 +211,15 @@ impl Scratch {
     /// Every file now in the folder, as a tree (`.git` skipped).
     pub fn read(&self) -> Result<FileTree> {
         let mut tree = FileTree::new();
-        read_into(self.dir.path(), self.dir.path(), &mut tree)?;
+        let root = self.dir.path();
+        read_files(root, root, &mut |path, contents, executable| {
+            let file = TreeFile {
+                contents,
+                executable,
+            };
+            tree.insert(path, file)
+                .map_err(|e| Error::io(root, std::io::Error::other(e.to_string())))
+        })?;
         Ok(tree)
     }
 }
@@ -219,35 +230,38 @@ impl Drop for Scratch {
     }
 }
 
-fn read_into(root: &Path, dir: &Path, tree: &mut FileTree) -> Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::io(dir, e))?;
-    entries.sort_by_key(|e| e.file_name());
+/// Calls `each` with the path relative to `root` (`/`-separated), the bytes and the
+/// executable bit of every file below `dir`, skipping `.git` folders. A missing `dir`
+/// has no files.
+pub(crate) fn read_files(
+    root: &Path,
+    dir: &Path,
+    each: &mut dyn FnMut(String, Vec<u8>, bool) -> Result<()>,
+) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
     for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
         let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if kind.is_dir() {
             if entry.file_name() != ".git" {
-                read_into(root, &path, tree)?;
+                read_files(root, &path, each)?;
             }
         } else if kind.is_file() {
+            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
             let relative = path
                 .strip_prefix(root)
-                .expect("below the root")
-                .to_string_lossy()
-                .replace('\\', "/");
-            let contents = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let executable = is_executable(&entry.metadata().map_err(|e| Error::io(&path, e))?);
-            tree.insert(
-                relative,
-                TreeFile {
-                    contents,
-                    executable,
-                },
-            )
-            .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
+                .expect("walked from root")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
+            each(relative, bytes, is_executable(&meta))?;
         }
     }
     Ok(())
