@@ -4,7 +4,9 @@
 //! Data flows one way: [`answers::PartialAnswers`] (flags, file, wizard) →
 //! [`answers::Answers`] (validated against a [`blueprint::Blueprint`]) →
 //! [`render::render`] (pure) → [`tree::FileTree`] → [`output`] (the only writer) →
-//! [`git`] (the only git user), with [`hooks`] run in between. See ARCHITECTURE.md.
+//! [`git`] (the only git user), with [`hooks`] run in between. [`update`] (`add` and
+//! `update`) runs the same render on a generated repository and merges the result with
+//! [`merge`]. See ARCHITECTURE.md.
 
 pub mod answers;
 pub mod blueprint;
@@ -42,9 +44,9 @@ pub struct NewOptions {
 /// Progress of [`generate`], for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step<'a> {
-    /// The tree is rendered in memory.
+    /// The tree is rendered in memory (for `update`, and merged).
     Rendered {
-        /// Number of files.
+        /// Number of files that will be written.
         files: usize,
     },
     /// One file was written to the staging folder.

@@ -12,7 +12,7 @@
 //! puts every file back. While a patch is in progress an interrupt does not exit; it is
 //! recorded, and the patch stops and undoes itself at the next file.
 //!
-//! It also reads folders of files back ([`read_files`]): blueprint sources, and renders
+//! It also reads folders of files back (`read_files`): blueprint sources, and renders
 //! that hooks changed in a [`Scratch`] folder.
 
 use std::fs;
