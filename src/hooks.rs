@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::answers::{ANSWERS_PATH, Answers};
-use crate::blueprint::{Blueprint, HookStage, Source};
+use crate::blueprint::{Blueprint, HookRule, HookStage, Source};
 use crate::error::{Error, Result};
 use crate::render::Renderer;
 
@@ -22,15 +22,27 @@ pub fn applicable(
     answers: &Answers,
     stage: HookStage,
 ) -> Result<Vec<String>> {
+    Ok(selected(blueprint, answers, stage)?
+        .into_iter()
+        .map(|hook| hook.name.clone())
+        .collect())
+}
+
+/// The hooks of `stage` whose condition holds for `answers`, in manifest order.
+fn selected<'b>(
+    blueprint: &'b Blueprint,
+    answers: &Answers,
+    stage: HookStage,
+) -> Result<Vec<&'b HookRule>> {
     let renderer = Renderer::new();
-    let mut names = Vec::new();
+    let mut hooks = Vec::new();
     for hook in blueprint.manifest.hooks.iter().filter(|h| h.stage == stage) {
         match &hook.when {
             Some(when) if !renderer.condition(blueprint, answers, when)? => {}
-            _ => names.push(hook.name.clone()),
+            _ => hooks.push(hook),
         }
     }
-    Ok(names)
+    Ok(hooks)
 }
 
 /// Runs the hooks of `stage` whose condition holds, in manifest order, inside `dir`.
@@ -43,14 +55,8 @@ pub fn run(
     dir: &Path,
     git: bool,
 ) -> Result<Vec<String>> {
-    let renderer = Renderer::new();
     let mut ran = Vec::new();
-    for hook in blueprint.manifest.hooks.iter().filter(|h| h.stage == stage) {
-        if let Some(when) = &hook.when {
-            if !renderer.condition(blueprint, answers, when)? {
-                continue;
-            }
-        }
+    for hook in selected(blueprint, answers, stage)? {
         let script = source
             .hook(&hook.run)
             .expect("checked when the source was loaded");
